@@ -1,0 +1,53 @@
+# kubegate — `make demo` runs it on a local control plane, `make test` runs every check CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv control-plane crds lint typecheck unit integration test demo demo-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) and installing kubegate with its test and lint tools"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,lint]'
+	touch $@
+
+venv: $(STAMP) ## create the virtualenv with kubegate and its tools
+
+control-plane: ## build etcd, kube-apiserver, kube-controller-manager and kubectl into ~/.cache/kubegate (once per version)
+	hack/build-control-plane.sh
+
+crds: venv ## regenerate crds/ from the pydantic models
+	$(BIN)/kubegate crds --output-dir crds
+
+lint: venv ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv ## mypy --strict
+	$(BIN)/mypy
+
+unit: venv ## unit tests only (no control plane needed)
+	$(BIN)/pytest -m 'not integration'
+
+integration: venv control-plane ## integration tests on a real local control plane
+	$(BIN)/pytest -m integration
+
+test: venv control-plane lint typecheck ## everything CI runs: build, lint, types, all tests
+	$(BIN)/pytest
+
+demo: venv control-plane ## start the dev cluster and show kubegate working on it
+	hack/demo.sh
+
+demo-down: venv ## stop the demo (operator, server and dev cluster)
+	hack/demo.sh down
+
+clean: ## remove the virtualenv and caches (not the control-plane build)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

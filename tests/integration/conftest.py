@@ -1,0 +1,60 @@
+"""Fixtures for tests against a real control plane (kubegate.devcluster): one per test session."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubegate.devcluster import ClusterState, DevClusterError, Kubectl, find_binaries, start_cluster, stop_cluster
+from kubegate.resources.crd import KINDS
+
+log = logging.getLogger("kubegate.tests.devcluster")
+
+
+@pytest.fixture(scope="session")
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
+    """A running etcd + kube-apiserver + kube-controller-manager in a temporary state dir.
+
+    The processes die with the test session even if pytest is killed, and are stopped at its end.
+    """
+    try:
+        find_binaries()
+    except DevClusterError as error:
+        pytest.fail(f"{error}\n(to run without them: pytest -m 'not integration')", pytrace=False)
+    state_dir = tmp_path_factory.mktemp("dev-cluster")
+    state = start_cluster(state_dir=state_dir, name="pytest", die_with_parent=True, progress=log.info)
+    try:
+        yield state
+    finally:
+        stop_cluster(state_dir, progress=log.info)
+
+
+@pytest.fixture(scope="session")
+def kubectl(dev_cluster: ClusterState) -> Kubectl:
+    """`kubectl(*args, stdin=..., kubeconfig=..., check=True)` -> CompletedProcess; `kubectl.json(...)`."""
+    return Kubectl(dev_cluster)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (without waiting for it to go)."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> list[str]:
+    """The kubegate CRDs (and kopf's peering CRDs) installed and Established; returns their names."""
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    names = [f"{k.plural}.{k.group}" for k in KINDS]
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
+    return names

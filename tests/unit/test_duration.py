@@ -1,0 +1,34 @@
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubegate.resources.duration import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("24h", timedelta(hours=24)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("0.5h", timedelta(minutes=30)),
+        ("1500ms", timedelta(seconds=1.5)),
+        ("1h0m1s", timedelta(hours=1, seconds=1)),
+    ],
+)
+def test_parses_go_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "-1h", "1", "h", "1d", "1 h", "+1h", "0s", "0h0m", "1h-5m", "x" * 70])
+def test_rejects_what_is_not_a_positive_duration(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@given(st.integers(min_value=1, max_value=10**8))
+def test_format_round_trips(seconds: int) -> None:
+    value = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(value)) == value
