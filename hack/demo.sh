@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a dev cluster with the kubegate CRDs and the examples applied.
+# `make demo`: a dev cluster with the kubegate CRDs, the operator running, and the examples applied.
 # `make demo-down` (this script with `down`) stops everything it started.
 set -euo pipefail
 
@@ -27,6 +27,7 @@ stop_pid() {
 
 if [[ "${1:-up}" == "down" ]]; then
   step "stopping the demo"
+  stop_pid "${demo_dir}/operator.pid"
   "${kubegate}" dev-cluster down --name "${cluster}"
   exit 0
 fi
@@ -42,16 +43,26 @@ step "installing the CRDs"
 "${kubectl}" wait --for=condition=Established --timeout=60s crd/statictokens.kubegate.dev crd/oidcproviders.kubegate.dev
 "${kubectl}" create namespace "${namespace}" --dry-run=client -o yaml | "${kubectl}" apply -f -
 
+step "starting the operator (log: ${demo_dir}/operator.log)"
+stop_pid "${demo_dir}/operator.pid"
+nohup "${kubegate}" operator --standalone --operator-namespace "${namespace}" \
+  --health-address 127.0.0.1:0 >"${demo_dir}/operator.log" 2>&1 &
+echo $! >"${demo_dir}/operator.pid"
+
 step "applying examples/"
 "${kubectl}" apply -f "${root}/examples/"
+"${kubectl}" wait --for=condition=Ready --timeout=60s statictoken/ci-deployer
 
 step "kubectl get statictokens,oidcproviders -A"
 "${kubectl}" get statictokens,oidcproviders -A
+
+step "the bootstrap token, logged once by the operator at start-up"
+grep -m1 'access token created' "${demo_dir}/operator.log" || true
 
 cat <<EOT
 
 The demo is running. Try it yourself:
   export KUBECONFIG=${KUBECONFIG}
-  ${kubectl} get statictokens,oidcproviders -A
+  ${kubectl} get secret ci-deployer -o jsonpath='{.data.token}' | base64 -d
 Stop everything with: make demo-down
 EOT

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from kubegate import __version__
 from kubegate.devcluster import cli as devcluster_cli
+from kubegate.operator import cli as operator_cli
 from kubegate.resources import cli as crds_cli
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -15,6 +16,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 SUBCOMMANDS: tuple[Registrar, ...] = (
     crds_cli.register,
     devcluster_cli.register,
+    operator_cli.register,
 )
 
 

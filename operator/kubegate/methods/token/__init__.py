@@ -1,0 +1,1 @@
+"""The static-token method (Flipt's `METHOD_TOKEN`): opaque random tokens declared as StaticTokens."""

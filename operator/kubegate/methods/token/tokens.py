@@ -1,0 +1,47 @@
+"""Static token format: generation, hashing and the cheap shape check done before any lookup.
+
+Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import uuid
+
+TOKEN_BYTES = 32
+# 32 bytes in URL-safe base64 with padding, as Flipt's static tokens.
+_BODY_LENGTH = 44
+PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}_$")
+_TOKEN_RE = re.compile(r"^(?:[a-z][a-z0-9]{0,15}_)?[A-Za-z0-9_-]{43}=$")
+MAX_TOKEN_LENGTH = 4096
+
+
+def generate_token(prefix: str = "") -> str:
+    """A new random token: optional recognizable prefix (such as `kg_`) + 32 random bytes, URL-safe base64.
+
+    The prefix lets secret scanners find leaked tokens; it carries no secret.
+    """
+    if prefix and not PREFIX_PATTERN.match(prefix):
+        raise ValueError(
+            f"token prefix {prefix!r} is invalid: use 1-16 lowercase letters or digits, starting with a "
+            "letter and ending with an underscore, for example kg_"
+        )
+    return prefix + base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).decode("ascii")
+
+
+def new_token_id() -> str:
+    """A token id: a random UUID, safe to show, log and put in status."""
+    return str(uuid.uuid4())
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 of the token as lowercase hex: what the validation config and the server hold."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def is_generated_shape(token: str) -> bool:
+    """Whether the text has the shape `generate_token` produces (bring-your-own tokens may differ)."""
+    return len(token) <= MAX_TOKEN_LENGTH and _TOKEN_RE.match(token) is not None

@@ -1,0 +1,1 @@
+"""The kubegate operator: reconciles StaticTokens into Secrets and the validation config (kopf)."""

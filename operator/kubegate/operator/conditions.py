@@ -1,0 +1,78 @@
+"""kstatus conditions (Ready, Reconciling, Stalled) computed from an outcome. Pure; no I/O.
+
+kstatus reads `Reconciling` and `Stalled` as abnormal-true conditions: they are present only while
+they hold, so a healthy resource carries `Ready=True` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Kind = Literal["ready", "stalled", "reconciling", "expired"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What a reconciliation concluded, in words a user reads with `kubectl describe`."""
+
+    kind: Kind
+    reason: str
+    message: str
+
+
+def ready(message: str, reason: str = "TokenReady") -> Outcome:
+    return Outcome(kind="ready", reason=reason, message=message)
+
+
+def stalled(reason: str, message: str) -> Outcome:
+    """Bad input: nothing will change until someone fixes the resource or what it points to."""
+    return Outcome(kind="stalled", reason=reason, message=message)
+
+
+def reconciling(reason: str, message: str) -> Outcome:
+    """Work in progress or a transient failure being retried."""
+    return Outcome(kind="reconciling", reason=reason, message=message)
+
+
+def expired(message: str) -> Outcome:
+    return Outcome(kind="expired", reason="Expired", message=message)
+
+
+def _condition(
+    type_: str,
+    status: str,
+    *,
+    outcome: Outcome,
+    generation: int,
+    now: datetime,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    unchanged = previous is not None and previous.get("status") == status
+    return {
+        "type": type_,
+        "status": status,
+        "reason": outcome.reason,
+        "message": outcome.message,
+        "observedGeneration": generation,
+        "lastTransitionTime": previous["lastTransitionTime"]
+        if unchanged and previous is not None and "lastTransitionTime" in previous
+        else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def conditions_for(
+    outcome: Outcome, *, generation: int, now: datetime, current: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The full list of conditions for an outcome; transition times survive when a status is unchanged."""
+    by_type = {c.get("type"): c for c in current or [] if isinstance(c, dict)}
+    ready_status = "True" if outcome.kind == "ready" else "False"
+    wanted = [("Ready", ready_status)]
+    if outcome.kind == "stalled":
+        wanted.append(("Stalled", "True"))
+    if outcome.kind == "reconciling":
+        wanted.append(("Reconciling", "True"))
+    return [
+        _condition(t, s, outcome=outcome, generation=generation, now=now, previous=by_type.get(t)) for t, s in wanted
+    ]

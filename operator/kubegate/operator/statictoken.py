@@ -1,0 +1,619 @@
+"""StaticToken reconciliation: the token Secret, rotation, expiry, status and validation-config entries.
+
+Plaintext tokens exist here only between generation and the Secret write (and, for the bootstrap token,
+the one start-up log line). Everything else sees token ids and SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubegate.kube import AlreadyExists, ApiUnavailable, Conflict, KubeClient, NotFound
+from kubegate.kube.client import path_for
+from kubegate.methods.token.tokens import MAX_TOKEN_LENGTH, generate_token, hash_token, new_token_id
+from kubegate.operator import conditions, token_plan
+from kubegate.operator.conditions import Outcome
+from kubegate.operator.config_writer import ConfigWriter
+from kubegate.operator.events import EventPoster
+from kubegate.operator.token_plan import IssuedToken, PreviousToken
+from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
+from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
+
+log = logging.getLogger(__name__)
+bootstrap_log = logging.getLogger("kubegate.bootstrap")
+
+TOKEN_KEY = "token"
+TOKEN_ID_KEY = "tokenId"
+TOKEN_SECRET_TYPE = "kubegate.dev/static-token"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kubegate"}
+OWNER_LABEL = "kubegate.dev/statictoken"
+BOOTSTRAP_LABEL = "kubegate.dev/bootstrap"
+CREATED_ANNOTATION = "kubegate.dev/token-created-at"
+PREVIOUS_ID_ANNOTATION = "kubegate.dev/previous-token-id"
+PREVIOUS_SHA_ANNOTATION = "kubegate.dev/previous-token-sha256"
+PREVIOUS_CREATED_ANNOTATION = "kubegate.dev/previous-token-created-at"
+PREVIOUS_EXPIRES_ANNOTATION = "kubegate.dev/previous-token-expires-at"
+PREVIOUS_ANNOTATIONS = (
+    PREVIOUS_ID_ANNOTATION,
+    PREVIOUS_SHA_ANNOTATION,
+    PREVIOUS_CREATED_ANNOTATION,
+    PREVIOUS_EXPIRES_ANNOTATION,
+)
+MIN_BROUGHT_TOKEN_LENGTH = 16
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _now() -> datetime:
+    # Kubernetes timestamps have whole seconds; so do ours, so that status round-trips unchanged.
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Retry(Exception):  # noqa: N818 - tells the caller what to do
+    """A transient failure (API unavailable, write conflict): reconcile again after a backoff."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconciled:
+    outcome: Outcome
+    wake: datetime | None
+    """When something changes by itself next (expiry, rotation, end of overlap)."""
+    recheck_secret: bool = False
+    """The token lives in a Secret kubegate does not own: look at it again now and then."""
+
+
+class _Stalled(Exception):  # noqa: N818 - internal control flow
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+@dataclass
+class _Tokens:
+    current: IssuedToken
+    previous: PreviousToken | None
+    secret_name: str
+    rotated_at: datetime | None = None
+    handled_rotate: str | None = None
+
+
+class TokenReconciler:
+    """Brings one StaticToken's Secret, entries and status in line with its spec."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        settings: OperatorSettings,
+        writer: ConfigWriter,
+        events: EventPoster,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._writer = writer
+        self._events = events
+        self._clock = clock
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.generated = 0
+        """Tokens generated since start (rotations included); tests and benchmarks read it."""
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def forget(self, namespace: str, name: str, *, timeout: float = 30.0) -> bool:
+        """Remove a deleted StaticToken's tokens from the validation config; True once written out."""
+        key = (namespace, name)
+        async with self._lock(key):
+            self._writer.registry.remove(key)
+            self._writer.changed()
+        self._locks.pop(key, None)
+        return await self._writer.wait_written(key, timeout=timeout)
+
+    async def reconcile(self, namespace: str, name: str) -> Reconciled | None:
+        """Reconcile one StaticToken; None when it is gone or being deleted.
+
+        The object is read afresh under a per-token lock: the copies kopf hands to handlers and daemons
+        can predate our own last status write, and acting on them could rotate a token twice.
+        Raises Retry on transient failures; bad input gives a Stalled outcome instead.
+        """
+        key = (namespace, name)
+        async with self._lock(key):
+            try:
+                body = await self._client.get(
+                    path_for(
+                        group=StaticToken.group,
+                        version=StaticToken.version,
+                        plural=StaticToken.plural,
+                        namespace=namespace,
+                        name=name,
+                    )
+                )
+            except NotFound:
+                return None
+            except ApiUnavailable as exc:
+                raise Retry(str(exc)) from exc
+            if body["metadata"].get("deletionTimestamp"):
+                return None
+            return await self._reconcile(body, key)
+
+    async def _reconcile(self, body: dict[str, Any], key: tuple[str, str]) -> Reconciled:
+        meta = body["metadata"]
+        status: dict[str, Any] = body.get("status") or {}
+        now = self._clock()
+        try:
+            resource = StaticToken.from_wire(body)
+            assert isinstance(resource, StaticToken)
+            spec = resource.spec
+        except (ValidationError, ValueError) as exc:
+            summary = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in (exc.errors() if isinstance(exc, ValidationError) else [])
+            ) or str(exc)
+            return await self._finish_stalled(
+                body, key, conditions.stalled("InvalidSpec", f"the spec is invalid: {summary}")
+            )
+        try:
+            if spec.secret_ref is not None:
+                tokens = await self._brought_token(body, spec, status)
+            else:
+                tokens = await self._owned_token(body, spec, status, now)
+        except _Stalled as stalled:
+            return await self._finish_stalled(body, key, stalled.outcome)
+        except (ApiUnavailable, Conflict) as exc:
+            raise Retry(str(exc)) from exc
+
+        if tokens.previous is not None and now >= tokens.previous.expires_at:
+            await self._drop_previous(meta["namespace"], tokens.secret_name)
+            tokens.previous = None
+
+        self._writer.registry.set(
+            key,
+            token_plan.entries(
+                namespace=key[0],
+                name=key[1],
+                spec=spec,
+                current=tokens.current,
+                previous=tokens.previous,
+                now=now,
+            ),
+        )
+        self._writer.changed()
+
+        expiry = token_plan.token_expiry(spec, tokens.current.created_at)
+        if expiry is not None and now >= expiry:
+            outcome = conditions.expired(
+                f"the token expired at {_time(expiry)}: set a later spec.expiresAt or spec.ttl, "
+                f"rotate it with the {token_plan.ROTATE_ANNOTATION} annotation, or delete this StaticToken"
+            )
+            delete_at = token_plan.deletion_time(expiry, self._settings.delete_expired_after)
+            if delete_at is not None and now >= delete_at:
+                await self._delete_expired(body)
+        else:
+            until = f" until {_time(expiry)}" if expiry is not None else ""
+            outcome = conditions.ready(f"token {tokens.current.token_id} is valid{until}")
+
+        new_status = {
+            "tokenId": tokens.current.token_id,
+            "secretName": tokens.secret_name,
+            "expiresAt": _time(expiry) if expiry is not None else None,
+            "createdAt": status.get("createdAt") or _time(tokens.current.created_at),
+            "rotatedAt": _time(tokens.rotated_at) if tokens.rotated_at else status.get("rotatedAt"),
+            "handledRotateRequest": tokens.handled_rotate,
+        }
+        await self._write_status(body, outcome, new_status, now)
+        wake = token_plan.next_wake(
+            spec=spec,
+            current=tokens.current,
+            previous=tokens.previous,
+            delete_expired_after=self._settings.delete_expired_after,
+            now=now,
+        )
+        return Reconciled(outcome=outcome, wake=wake, recheck_secret=spec.secret_ref is not None)
+
+    # --- tokens kubegate generates and owns -------------------------------------------------------
+
+    async def _owned_token(
+        self, body: dict[str, Any], spec: StaticTokenSpec, status: dict[str, Any], now: datetime
+    ) -> _Tokens:
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        secret_name = spec.secret_name or name
+        rotate_annotation = (meta.get("annotations") or {}).get(token_plan.ROTATE_ANNOTATION)
+        handled = status.get("handledRotateRequest")
+
+        secret = await self._get_secret(namespace, secret_name)
+        if secret is not None and not _owned_by(secret, uid):
+            raise _Stalled(
+                conditions.stalled(
+                    "SecretConflict",
+                    f"Secret {secret_name} already exists and does not belong to this StaticToken: "
+                    "choose another spec.secretName, delete that Secret, or bring its token with spec.secretRef",
+                )
+            )
+        if secret is None:
+            secret = await self._move_secret(body, status.get("secretName"), secret_name)
+        generated = False
+        if secret is None or _stored_token(secret) is None:
+            if spec.expires_at is not None and spec.expires_at <= now:
+                raise _Stalled(
+                    conditions.stalled(
+                        "ExpiryInPast",
+                        f"spec.expiresAt {_time(spec.expires_at)} is in the past: set a future time, or use "
+                        "spec.ttl, to get a token",
+                    )
+                )
+            secret = await self._issue(body, secret_name, secret, now)
+            generated = True
+            handled = rotate_annotation
+            if status.get("tokenId"):
+                await self._events.post(
+                    body,
+                    type_="Warning",
+                    reason="SecretRecreated",
+                    message=f"the Secret {secret_name} that held token {status['tokenId']} was deleted or "
+                    f"emptied; a new token ({_secret_token_id(secret)}) was generated",
+                )
+
+        current = _current_from(secret, now)
+        previous = _previous_from(secret)
+        tokens = _Tokens(current=current, previous=previous, secret_name=secret_name, handled_rotate=handled)
+        if generated:
+            return tokens
+
+        reason = token_plan.rotation_reason(
+            spec=spec, current=current, annotation=rotate_annotation, handled_annotation=handled, now=now
+        )
+        if reason is not None:
+            tokens = await self._rotate(body, spec, secret, current, now)
+            tokens.handled_rotate = rotate_annotation
+            await self._events.post(
+                body,
+                type_="Normal",
+                reason="Rotated",
+                message=f"token {current.token_id} was replaced by {tokens.current.token_id}: {reason}",
+            )
+        return tokens
+
+    async def _issue(
+        self, body: dict[str, Any], secret_name: str, existing: dict[str, Any] | None, now: datetime
+    ) -> dict[str, Any]:
+        """Generate a token and store it; the only place a generated plaintext token is handled."""
+        meta = body["metadata"]
+        token = generate_token(self._settings.token_prefix)
+        token_id = new_token_id()
+        secret = _token_secret(body, secret_name, token=token, token_id=token_id, created_at=now)
+        collection = path_for(plural="secrets", namespace=meta["namespace"])
+        try:
+            if existing is None:
+                stored = await self._client.create(collection, secret)
+            else:
+                secret["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                stored = await self._client.replace(f"{collection}/{secret_name}", secret)
+        except AlreadyExists:
+            # Another reconcile (or an earlier run that died before writing status) stored a token:
+            # use that one rather than a second token.
+            raise Conflict(status=409, reason="AlreadyExists", message=f"Secret {secret_name} appeared") from None
+        self.generated += 1
+        log.info("generated token %s for StaticToken %s/%s", token_id, meta["namespace"], meta["name"])
+        if self._is_bootstrap(body) and self._settings.bootstrap_log_token:
+            bootstrap_log.info("access token created", extra={"client_token": token})
+        return stored
+
+    async def _rotate(
+        self,
+        body: dict[str, Any],
+        spec: StaticTokenSpec,
+        secret: dict[str, Any],
+        current: IssuedToken,
+        now: datetime,
+    ) -> _Tokens:
+        meta = body["metadata"]
+        secret_name = secret["metadata"]["name"]
+        token = generate_token(self._settings.token_prefix)
+        token_id = new_token_id()
+        replacement = _token_secret(body, secret_name, token=token, token_id=token_id, created_at=now)
+        replacement["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
+        previous_until = token_plan.previous_expiry(spec, current, now)
+        previous = None
+        if previous_until is not None:
+            previous = PreviousToken(
+                token_id=current.token_id,
+                sha256=current.sha256,
+                created_at=current.created_at,
+                expires_at=previous_until,
+            )
+            replacement["metadata"]["annotations"].update(
+                {
+                    PREVIOUS_ID_ANNOTATION: previous.token_id,
+                    PREVIOUS_SHA_ANNOTATION: previous.sha256,
+                    PREVIOUS_CREATED_ANNOTATION: _time(previous.created_at),
+                    PREVIOUS_EXPIRES_ANNOTATION: _time(previous.expires_at),
+                }
+            )
+        collection = path_for(plural="secrets", namespace=meta["namespace"])
+        stored = await self._client.replace(f"{collection}/{secret_name}", replacement)
+        self.generated += 1
+        log.info(
+            "rotated StaticToken %s/%s: token %s replaces %s",
+            meta["namespace"],
+            meta["name"],
+            token_id,
+            current.token_id,
+        )
+        return _Tokens(
+            current=_current_from(stored, now),
+            previous=previous,
+            secret_name=secret_name,
+            rotated_at=now,
+        )
+
+    async def _move_secret(self, body: dict[str, Any], old_name: str | None, new_name: str) -> dict[str, Any] | None:
+        """spec.secretName changed: carry the same token over to the new Secret and remove the old one."""
+        meta = body["metadata"]
+        if not old_name or old_name == new_name:
+            return None
+        old = await self._get_secret(meta["namespace"], old_name)
+        if old is None or not _owned_by(old, meta["uid"]) or _stored_token(old) is None:
+            return None
+        moved = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": old.get("type", TOKEN_SECRET_TYPE),
+            "metadata": {
+                "name": new_name,
+                "namespace": meta["namespace"],
+                "labels": old["metadata"].get("labels") or {},
+                "annotations": old["metadata"].get("annotations") or {},
+                "ownerReferences": old["metadata"].get("ownerReferences") or [],
+            },
+            "data": old.get("data") or {},
+        }
+        collection = path_for(plural="secrets", namespace=meta["namespace"])
+        try:
+            stored = await self._client.create(collection, moved)
+        except AlreadyExists:
+            raise Conflict(status=409, reason="AlreadyExists", message=f"Secret {new_name} appeared") from None
+        with contextlib.suppress(NotFound):
+            await self._client.delete(f"{collection}/{old_name}")
+        await self._events.post(
+            body,
+            type_="Normal",
+            reason="SecretMoved",
+            message=f"the token moved from Secret {old_name} to {new_name}; the token is unchanged",
+        )
+        return stored
+
+    async def _drop_previous(self, namespace: str, secret_name: str) -> None:
+        patch = {"metadata": {"annotations": dict.fromkeys(PREVIOUS_ANNOTATIONS)}}
+        with contextlib.suppress(NotFound):
+            await self._client.patch(path_for(plural="secrets", namespace=namespace, name=secret_name), patch)
+
+    # --- tokens brought in an existing Secret ------------------------------------------------------
+
+    async def _brought_token(self, body: dict[str, Any], spec: StaticTokenSpec, status: dict[str, Any]) -> _Tokens:
+        meta = body["metadata"]
+        ref = spec.secret_ref
+        assert ref is not None
+        secret = await self._get_secret(meta["namespace"], ref.name)
+        if secret is None:
+            raise _Stalled(
+                conditions.stalled(
+                    "SecretNotFound",
+                    f"spec.secretRef names Secret {ref.name}, which does not exist in namespace "
+                    f"{meta['namespace']}: create it with the token under key {ref.key!r}, or remove spec.secretRef",
+                )
+            )
+        raw = (secret.get("data") or {}).get(ref.key)
+        if raw is None:
+            raise _Stalled(
+                conditions.stalled(
+                    "SecretKeyMissing",
+                    f"Secret {ref.name} has no key {ref.key!r}: add the token under that key, or set "
+                    "spec.secretRef.key to the key that holds it",
+                )
+            )
+        token = _decode_token(raw)
+        if token is None:
+            raise _Stalled(
+                conditions.stalled(
+                    "InvalidToken",
+                    f"key {ref.key!r} of Secret {ref.name} does not hold a usable token: it must be "
+                    f"{MIN_BROUGHT_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} printable ASCII characters without spaces",
+                )
+            )
+        sha = hash_token(token)
+        key = (meta["namespace"], meta["name"])
+        known = next((e for e in self._writer.registry.get(key) if e.sha256 == sha), None)
+        created = _parse_time(status.get("createdAt")) or self._clock()
+        if known is not None:
+            token_id, created = known.token_id, known.created_at
+        elif status.get("tokenId") and not self._writer.registry.get(key):
+            token_id = str(status["tokenId"])
+        else:
+            token_id = new_token_id()
+        current = IssuedToken(token_id=token_id, sha256=sha, created_at=created)
+        return _Tokens(current=current, previous=None, secret_name=ref.name)
+
+    # --- shared -------------------------------------------------------------------------------------
+
+    async def _finish_stalled(self, body: dict[str, Any], key: tuple[str, str], outcome: Outcome) -> Reconciled:
+        self._writer.registry.set(key, ())
+        self._writer.changed()
+        status = body.get("status") or {}
+        await self._write_status(body, outcome, {k: status.get(k) for k in _TOKEN_STATUS_KEYS}, self._clock())
+        return Reconciled(outcome=outcome, wake=None)
+
+    async def _write_status(
+        self, body: dict[str, Any], outcome: Outcome, fields: dict[str, Any], now: datetime
+    ) -> None:
+        meta = body["metadata"]
+        status = body.get("status") or {}
+        previous_ready = next(
+            (c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Ready"), None
+        )
+        new = {
+            **fields,
+            "observedGeneration": meta.get("generation"),
+            "conditions": conditions.conditions_for(
+                outcome, generation=int(meta.get("generation") or 0), now=now, current=status.get("conditions")
+            ),
+        }
+        if all(status.get(k) == v for k, v in new.items()):
+            return
+        if outcome.kind in ("stalled", "expired") and (previous_ready or {}).get("reason") != outcome.reason:
+            await self._events.post(body, type_="Warning", reason=outcome.reason, message=outcome.message)
+        path = path_for(
+            group=StaticToken.group,
+            version=StaticToken.version,
+            plural=StaticToken.plural,
+            namespace=meta["namespace"],
+            name=meta["name"],
+            subresource="status",
+        )
+        try:
+            await self._client.patch(path, {"status": new})
+        except NotFound:
+            return
+        except (ApiUnavailable, Conflict) as exc:
+            raise Retry(str(exc)) from exc
+
+    async def _delete_expired(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        await self._events.post(
+            body,
+            type_="Normal",
+            reason="DeletingExpired",
+            message=f"deleting: expired more than {self._settings.delete_expired_after} ago",
+        )
+        path = path_for(
+            group=StaticToken.group,
+            version=StaticToken.version,
+            plural=StaticToken.plural,
+            namespace=meta["namespace"],
+            name=meta["name"],
+        )
+        with contextlib.suppress(NotFound):
+            await self._client.delete(path)
+
+    async def _get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._client.get(path_for(plural="secrets", namespace=namespace, name=name))
+        except NotFound:
+            return None
+
+    def _is_bootstrap(self, body: dict[str, Any]) -> bool:
+        meta = body["metadata"]
+        return (
+            meta["name"] == BOOTSTRAP_NAME
+            and meta["namespace"] == self._settings.operator_namespace
+            and (meta.get("labels") or {}).get(BOOTSTRAP_LABEL) == "true"
+        )
+
+
+_TOKEN_STATUS_KEYS = ("tokenId", "secretName", "expiresAt", "createdAt", "rotatedAt", "handledRotateRequest")
+
+
+def _owned_by(secret: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in secret["metadata"].get("ownerReferences") or [])
+
+
+def _decode_token(raw: str) -> str | None:
+    try:
+        token = base64.b64decode(raw, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    token = token.strip("\r\n")
+    if not (MIN_BROUGHT_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH):
+        return None
+    if not all(33 <= ord(c) <= 126 for c in token):
+        return None
+    return token
+
+
+def _stored_token(secret: dict[str, Any]) -> str | None:
+    raw = (secret.get("data") or {}).get(TOKEN_KEY)
+    return None if raw is None else _decode_token(raw)
+
+
+def _secret_token_id(secret: dict[str, Any]) -> str:
+    raw = (secret.get("data") or {}).get(TOKEN_ID_KEY, "")
+    try:
+        return base64.b64decode(raw).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ""
+
+
+def _current_from(secret: dict[str, Any], now: datetime) -> IssuedToken:
+    token = _stored_token(secret)
+    assert token is not None
+    annotations = secret["metadata"].get("annotations") or {}
+    return IssuedToken(
+        token_id=_secret_token_id(secret) or new_token_id(),
+        sha256=hash_token(token),
+        created_at=_parse_time(annotations.get(CREATED_ANNOTATION)) or now,
+    )
+
+
+def _previous_from(secret: dict[str, Any]) -> PreviousToken | None:
+    annotations = secret["metadata"].get("annotations") or {}
+    expires = _parse_time(annotations.get(PREVIOUS_EXPIRES_ANNOTATION))
+    created = _parse_time(annotations.get(PREVIOUS_CREATED_ANNOTATION))
+    token_id = annotations.get(PREVIOUS_ID_ANNOTATION)
+    sha = annotations.get(PREVIOUS_SHA_ANNOTATION)
+    if not (expires and created and token_id and sha):
+        return None
+    return PreviousToken(token_id=token_id, sha256=sha, created_at=created, expires_at=expires)
+
+
+def _token_secret(
+    body: dict[str, Any], secret_name: str, *, token: str, token_id: str, created_at: datetime
+) -> dict[str, Any]:
+    meta = body["metadata"]
+    labels = {**MANAGED_BY, OWNER_LABEL: meta["name"]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": TOKEN_SECRET_TYPE,
+        "metadata": {
+            "name": secret_name,
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": {CREATED_ANNOTATION: _time(created_at)},
+            "ownerReferences": [
+                {
+                    "apiVersion": StaticToken.api_version,
+                    "kind": StaticToken.kind,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "data": {
+            TOKEN_KEY: base64.b64encode(token.encode("ascii")).decode("ascii"),
+            TOKEN_ID_KEY: base64.b64encode(token_id.encode("ascii")).decode("ascii"),
+        },
+    }

@@ -1,0 +1,92 @@
+"""Every setting of every kubegate process, in one place. Flags and variables come from these models."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kubegate.methods.token.tokens import PREFIX_PATTERN
+from kubegate.resources.common import DNS_LABEL_PATTERN
+from kubegate.resources.duration import Duration
+
+DEFAULT_NAMESPACE = "kubegate-system"
+ADMIN_GROUP = "kubegate:admin"
+BOOTSTRAP_NAME = "initial-bootstrap-token"
+
+
+def _random_priority() -> int:
+    # kopf freezes every replica that shares the top priority, so each replica draws its own.
+    return random.SystemRandom().randint(1, 2**31 - 1)
+
+
+class OperatorSettings(BaseModel):
+    """Settings of `kubegate operator`."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    operator_namespace: Annotated[str, Field(pattern=DNS_LABEL_PATTERN)] = DEFAULT_NAMESPACE
+    """Namespace the operator runs in: it holds the validation config, the bootstrap token and the signing keys."""
+    namespaces: Annotated[
+        list[Annotated[str, Field(pattern=DNS_LABEL_PATTERN)]], Field(json_schema_extra={"flag": "--namespace"})
+    ] = []
+    """Watch only this namespace; unset: every namespace."""
+    token_prefix: str = ""
+    """Prefix of generated tokens, such as kg_, so that secret scanners recognize leaked tokens."""
+    config_shards: Annotated[int, Field(ge=1, le=1024)] = 64
+    """Number of Secrets the validation config is spread over (each must stay under 1 MiB)."""
+    config_write_delay: Annotated[float, Field(ge=0, le=60)] = 0.2
+    """Seconds to gather changes before writing the validation config."""
+    secret_recheck_interval: Duration = "60s"
+    """How often a token brought with spec.secretRef is read again from its Secret, to notice a new value."""
+    delete_expired_after: Duration | None = None
+    """Delete StaticTokens this long after they expire; unset: keep them (Ready=False, reason Expired)."""
+    token_method: bool = True
+    """Enable the static-token method (StaticToken resources and the bootstrap token)."""
+    bootstrap: bool = True
+    """Create a bootstrap token at start-up when none exists."""
+    bootstrap_token_secret: str | None = None
+    """Use the token in this Secret of the operator namespace as the bootstrap token: NAME or NAME:KEY (key: token)."""
+    bootstrap_expiration: Duration | None = None
+    """Lifetime of the bootstrap token, such as 24h; unset: it never expires."""
+    bootstrap_log_token: bool = True
+    """Log a generated bootstrap token once, at INFO, under the key client_token (as Flipt does)."""
+    bootstrap_recreate: bool = False
+    """Create the bootstrap token again at start-up after someone deleted it."""
+    admin_group: str = ADMIN_GROUP
+    """Group of the bootstrap token; the server lets this group manage tokens."""
+    peering: str = "kubegate"
+    """kopf peering object shared by the replicas: only one replica acts at a time."""
+    standalone: bool = False
+    """Run without peering (a single replica, or a development run)."""
+    priority: Annotated[int, Field(ge=0)] = Field(default_factory=_random_priority)
+    """Peering priority; the live replica with the highest one acts. Default: random per replica."""
+    health_address: str = "0.0.0.0:8081"
+    """Address of the liveness endpoint (/healthz)."""
+    log_level: str = "INFO"
+    """Log level: DEBUG, INFO, WARNING or ERROR."""
+
+    @field_validator("token_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not PREFIX_PATTERN.match(value):
+            raise ValueError(
+                "use 1-16 lowercase letters or digits, starting with a letter and ending with _, such as kg_"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    def bootstrap_secret_ref(self) -> tuple[str, str] | None:
+        """The (name, key) of a known bootstrap token, from `bootstrap_token_secret`."""
+        if not self.bootstrap_token_secret:
+            return None
+        name, _, key = self.bootstrap_token_secret.partition(":")
+        return name, key or "token"

@@ -1,0 +1,33 @@
+from datetime import UTC, datetime, timedelta
+
+from kubegate.operator import conditions
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_ready_carries_ready_only() -> None:
+    result = conditions.conditions_for(conditions.ready("ok"), generation=3, now=T0, current=None)
+    assert [(c["type"], c["status"]) for c in result] == [("Ready", "True")]
+    assert result[0]["observedGeneration"] == 3
+    assert result[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+
+
+def test_stalled_sets_ready_false_and_stalled_true() -> None:
+    outcome = conditions.stalled("SecretNotFound", "create it")
+    result = conditions.conditions_for(outcome, generation=1, now=T0, current=None)
+    assert {c["type"]: c["status"] for c in result} == {"Ready": "False", "Stalled": "True"}
+    assert all(c["reason"] == "SecretNotFound" and c["message"] == "create it" for c in result)
+
+
+def test_expired_is_ready_false_with_reason_expired() -> None:
+    result = conditions.conditions_for(conditions.expired("gone"), generation=1, now=T0, current=None)
+    assert [(c["type"], c["status"], c["reason"]) for c in result] == [("Ready", "False", "Expired")]
+
+
+def test_transition_time_survives_while_the_status_does_not_change() -> None:
+    first = conditions.conditions_for(conditions.ready("a"), generation=1, now=T0, current=None)
+    later = T0 + timedelta(hours=1)
+    same = conditions.conditions_for(conditions.ready("b"), generation=2, now=later, current=first)
+    assert same[0]["lastTransitionTime"] == first[0]["lastTransitionTime"]
+    flipped = conditions.conditions_for(conditions.expired("c"), generation=2, now=later, current=first)
+    assert flipped[0]["lastTransitionTime"] == "2026-01-01T01:00:00Z"

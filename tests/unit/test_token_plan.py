@@ -1,0 +1,83 @@
+from datetime import UTC, datetime, timedelta
+
+from kubegate.operator import token_plan
+from kubegate.operator.token_plan import IssuedToken, PreviousToken
+from kubegate.resources.statictoken import StaticTokenSpec
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CURRENT = IssuedToken(token_id="cur", sha256="a" * 64, created_at=T0)
+
+
+def spec(**fields: object) -> StaticTokenSpec:
+    return StaticTokenSpec.model_validate(fields)
+
+
+def test_expiry_comes_from_expires_at_or_ttl_or_nothing() -> None:
+    assert token_plan.token_expiry(spec(), T0) is None
+    assert token_plan.token_expiry(spec(ttl="2h"), T0) == T0 + timedelta(hours=2)
+    assert token_plan.token_expiry(spec(expiresAt="2026-02-01T00:00:00Z"), T0) == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def test_scheduled_rotation_is_due_after_every() -> None:
+    s = spec(rotation={"every": "1h"})
+    args = {"spec": s, "current": CURRENT, "annotation": None, "handled_annotation": None}
+    assert token_plan.rotation_reason(**args, now=T0 + timedelta(minutes=59)) is None
+    assert "scheduled" in (token_plan.rotation_reason(**args, now=T0 + timedelta(hours=1)) or "")
+
+
+def test_a_new_annotation_value_rotates_once() -> None:
+    s = spec()
+    assert token_plan.rotation_reason(spec=s, current=CURRENT, annotation="1", handled_annotation=None, now=T0)
+    assert token_plan.rotation_reason(spec=s, current=CURRENT, annotation="1", handled_annotation="1", now=T0) is None
+    assert token_plan.rotation_reason(spec=s, current=CURRENT, annotation="2", handled_annotation="1", now=T0)
+
+
+def test_previous_token_lives_for_the_overlap_but_not_past_its_own_expiry() -> None:
+    now = T0 + timedelta(hours=1)
+    assert token_plan.previous_expiry(spec(rotation={"every": "1h"}), CURRENT, now) is None
+    with_overlap = spec(rotation={"every": "1h", "overlap": "10m"})
+    assert token_plan.previous_expiry(with_overlap, CURRENT, now) == now + timedelta(minutes=10)
+    short_lived = spec(ttl="65m", rotation={"every": "1h", "overlap": "10m"})
+    assert token_plan.previous_expiry(short_lived, CURRENT, now) == T0 + timedelta(minutes=65)
+    expired = spec(ttl="30m", rotation={"every": "1h", "overlap": "10m"})
+    assert token_plan.previous_expiry(expired, CURRENT, now) is None
+
+
+def test_entries_hold_valid_tokens_only() -> None:
+    s = spec(ttl="1h", groups=["g"], metadata={"k": "v"})
+    previous = PreviousToken(token_id="prev", sha256="b" * 64, created_at=T0, expires_at=T0 + timedelta(minutes=5))
+    entries = token_plan.entries(namespace="ns", name="n", spec=s, current=CURRENT, previous=previous, now=T0)
+    assert [e.token_id for e in entries] == ["cur", "prev"]
+    assert entries[0].groups == ("g",)
+    assert entries[0].metadata == {"k": "v"}
+    later = token_plan.entries(
+        namespace="ns", name="n", spec=s, current=CURRENT, previous=previous, now=T0 + timedelta(minutes=30)
+    )
+    assert [e.token_id for e in later] == ["cur"]
+    expired = token_plan.entries(
+        namespace="ns", name="n", spec=s, current=CURRENT, previous=None, now=T0 + timedelta(hours=1)
+    )
+    assert expired == ()
+
+
+def test_next_wake_is_the_earliest_future_moment() -> None:
+    s = spec(ttl="3h", rotation={"every": "2h"})
+    previous = PreviousToken(token_id="p", sha256="b" * 64, created_at=T0, expires_at=T0 + timedelta(minutes=10))
+    wake = token_plan.next_wake(spec=s, current=CURRENT, previous=previous, delete_expired_after="1h", now=T0)
+    assert wake == T0 + timedelta(minutes=10)
+    wake = token_plan.next_wake(
+        spec=s, current=CURRENT, previous=None, delete_expired_after="1h", now=T0 + timedelta(hours=2, minutes=1)
+    )
+    assert wake == T0 + timedelta(hours=3)
+    wake = token_plan.next_wake(
+        spec=s, current=CURRENT, previous=None, delete_expired_after="1h", now=T0 + timedelta(hours=3)
+    )
+    assert wake == T0 + timedelta(hours=4)
+    assert token_plan.next_wake(spec=spec(), current=CURRENT, previous=None, delete_expired_after=None, now=T0) is None
+
+
+def test_clamp_sleep() -> None:
+    longest = timedelta(minutes=10)
+    assert token_plan.clamp_sleep(None, T0, longest=longest) == 600
+    assert token_plan.clamp_sleep(T0 - timedelta(seconds=5), T0, longest=longest) == 0
+    assert token_plan.clamp_sleep(T0 + timedelta(seconds=5), T0, longest=longest) == 5
