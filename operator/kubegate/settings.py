@@ -56,6 +56,10 @@ class OperatorSettings(BaseModel):
     """Create the bootstrap token again at start-up after someone deleted it."""
     admin_group: str = ADMIN_GROUP
     """Group of the bootstrap token; the server lets this group manage tokens."""
+    signing_key_rotation: Duration = "720h"
+    """How often a new key starts signing client tokens; the kubegate.dev/rotate annotation rotates at once."""
+    client_token_max_lifetime: Duration = "24h"
+    """No client token lives longer; a retired signing key stays published this long after it stops signing."""
     peering: str = "kubegate"
     """kopf peering object shared by the replicas: only one replica acts at a time."""
     standalone: bool = False

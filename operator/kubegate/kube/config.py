@@ -32,6 +32,8 @@ def load_connection(*, kubeconfig: str | None = None, context: str | None = None
     """In a pod, the service account; elsewhere the kubeconfig (`KUBECONFIG` or ~/.kube/config)."""
     cfg = Configuration()
     namespace = "default"
+    # The kubernetes package reads KUBECONFIG once, at import; read it at call time instead.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
         kube_config.load_incluster_config(client_configuration=cfg)
         with open(_SA_NAMESPACE_FILE, encoding="utf-8") as f:

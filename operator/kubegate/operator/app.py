@@ -10,11 +10,13 @@ from typing import Any
 
 import kopf
 
-from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, KubeClient, load_connection
+from kubegate.client_tokens import keys
+from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, load_connection
 from kubegate.kube.client import path_for
 from kubegate.operator.bootstrap import ensure_bootstrap_token
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
+from kubegate.operator.signing_keys import SigningKeyManager
 from kubegate.operator.statictoken import Reconciled, Retry, TokenReconciler
 from kubegate.operator.token_plan import clamp_sleep
 from kubegate.resources.duration import parse_duration
@@ -29,6 +31,8 @@ GROUP, VERSION, PLURAL = StaticToken.group, StaticToken.version, StaticToken.plu
 LONGEST_SLEEP = timedelta(minutes=10)
 STALLED_BACKOFF_CAP = 300.0
 KOPF_PREFIX = "kopf.kubegate.dev"
+# How often the signing keys are checked for a scheduled rotation or a key to drop.
+SIGNING_KEY_CHECK = 60.0
 
 
 def _backoff(retry: int) -> float:
@@ -52,16 +56,17 @@ class Operator:
         self.reconciler = TokenReconciler(
             client=client, settings=settings, writer=self.writer, events=EventPoster(client)
         )
+        self.signing_keys = SigningKeyManager(client=client, settings=settings)
         self._wakeups: dict[Key, asyncio.Event] = {}
         self._results: dict[Key, Reconciled] = {}
 
     @property
     def watched_namespaces(self) -> list[str]:
-        """Namespaces to watch; empty for every namespace. The operator's own is added for the bootstrap token."""
+        """Namespaces to watch; empty for every namespace. The operator's own is always added: it holds the
+        bootstrap token and the signing keys."""
         if not self.settings.namespaces:
             return []
-        extra = [self.settings.operator_namespace] if self.settings.bootstrap else []
-        return sorted(set(self.settings.namespaces) | set(extra))
+        return sorted({*self.settings.namespaces, self.settings.operator_namespace})
 
     async def list_token_keys(self) -> set[Key]:
         paths = (
@@ -126,6 +131,14 @@ class Operator:
         if result.outcome.kind == "stalled":
             raise kopf.TemporaryError(f"{result.outcome.reason}: {result.outcome.message}", delay=_backoff(retry))
 
+    async def on_signing_keys(self, *, name: str, namespace: str | None, **_: Any) -> None:
+        if name != keys.SECRET_NAME or namespace != self.settings.operator_namespace:
+            return
+        try:
+            await self.signing_keys.reconcile()
+        except (ApiUnavailable, Conflict) as exc:
+            raise kopf.TemporaryError(f"signing keys: {exc}; will retry", delay=10) from exc
+
     def _wake(self, key: Key) -> None:
         event = self._wakeups.get(key)
         if event is not None:
@@ -145,9 +158,12 @@ class Operator:
         settings.posting.reporting_component = "kubegate-operator"
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
+        # Only the key Secret, filtered by the API server: the operator never lists every Secret.
+        settings.watching.label_selectors["v1", "secrets"] = f"{keys.LABEL}={keys.LABEL_VALUE}"
         await self.writer.start()
         outcome = await ensure_bootstrap_token(self.client, self.settings)
         log.info("bootstrap token: %s", outcome)
+        log.info("client-token signing keys: %s", await self.signing_keys.ensure())
 
     async def cleanup(self, **_: Any) -> None:
         await self.writer.stop()
@@ -163,6 +179,18 @@ class Operator:
                 decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(self.on_change)
             kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="forget")(self.on_delete)
             kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="clock", cancellation_timeout=5.0)(self.clock)
+        labels = {keys.LABEL: keys.LABEL_VALUE}
+        for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            decorator("", "v1", "secrets", id="signing-keys", labels=labels, registry=registry)(self.on_signing_keys)
+        kopf.timer(
+            "",
+            "v1",
+            "secrets",
+            id="signing-keys-schedule",
+            interval=SIGNING_KEY_CHECK,
+            labels=labels,
+            registry=registry,
+        )(self.on_signing_keys)
         return registry
 
 

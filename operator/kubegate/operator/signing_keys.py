@@ -1,0 +1,97 @@
+"""The client-token signing keys: created at start-up, rotated on schedule or on demand, pruned.
+
+They live in one Secret in the operator namespace; the auth servers watch it. Old public keys stay
+until every token they signed has expired, so a rotation never invalidates a token in its lifetime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kubegate.client_tokens import keys
+from kubegate.kube import AlreadyExists, KubeClient, NotFound
+from kubegate.kube.client import path_for
+from kubegate.operator.token_plan import ROTATE_ANNOTATION
+from kubegate.resources.duration import parse_duration
+from kubegate.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+HANDLED_ANNOTATION = "kubegate.dev/handled-rotate"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class SigningKeyManager:
+    def __init__(self, *, client: KubeClient, settings: OperatorSettings, clock: Callable[[], datetime] = _now) -> None:
+        self._client = client
+        self._settings = settings
+        self._clock = clock
+        self._path = path_for(plural="secrets", namespace=settings.operator_namespace, name=keys.SECRET_NAME)
+
+    def _body(self, keyset: keys.KeySet, annotations: dict[str, str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubegate.dev/signing-keys",
+            "metadata": {
+                "name": keys.SECRET_NAME,
+                "namespace": self._settings.operator_namespace,
+                "labels": {keys.LABEL: keys.LABEL_VALUE, "app.kubernetes.io/managed-by": "kubegate"},
+                "annotations": annotations,
+            },
+            "data": {keys.DATA_KEY: keys.encode(keyset)},
+        }
+
+    async def ensure(self) -> str:
+        """Create the key Secret with a first key when there is none; returns what was done."""
+        lifetime = parse_duration(self._settings.client_token_max_lifetime)
+        keyset = keys.initial(self._clock(), max_token_lifetime=lifetime)
+        collection = path_for(plural="secrets", namespace=self._settings.operator_namespace)
+        try:
+            await self._client.create(collection, self._body(keyset, {}))
+        except AlreadyExists:
+            return "exists"
+        log.info("created the client-token signing key %s", keyset.active().kid)
+        return "created"
+
+    async def reconcile(self) -> None:
+        """Rotate when due or asked, drop keys nothing can need any more, and write only on a change.
+
+        Reads the Secret afresh: a copy older than our own last write could rotate twice.
+        """
+        try:
+            secret = await self._client.get(self._path)
+        except NotFound:
+            await self.ensure()
+            return
+        meta = secret["metadata"]
+        annotations: dict[str, str] = dict(meta.get("annotations") or {})
+        now = self._clock()
+        try:
+            current = keys.decode((secret.get("data") or {}).get(keys.DATA_KEY, ""))
+        except ValueError as exc:
+            # Unreadable keys cannot be repaired without invalidating every token: say so, change nothing.
+            log.error("the signing-key Secret %s is unreadable (%s): fix or delete it", keys.SECRET_NAME, exc)
+            return
+        updated = keys.with_lifetime(current, parse_duration(self._settings.client_token_max_lifetime))
+        request = annotations.get(ROTATE_ANNOTATION)
+        if request is not None and request != annotations.get(HANDLED_ANNOTATION):
+            updated = keys.rotate(updated, now)
+            annotations[HANDLED_ANNOTATION] = request
+            log.info("rotated the client-token signing key on request: %s is now active", updated.active().kid)
+        elif keys.rotation_due(updated, now, every=parse_duration(self._settings.signing_key_rotation)):
+            updated = keys.rotate(updated, now)
+            log.info("rotated the client-token signing key on schedule: %s is now active", updated.active().kid)
+        updated = keys.prune(updated, now)
+        if updated == current and annotations == (meta.get("annotations") or {}):
+            return
+        body = self._body(updated, annotations)
+        body["metadata"]["resourceVersion"] = meta["resourceVersion"]
+        body["metadata"]["labels"] = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}
+        body["metadata"]["finalizers"] = meta.get("finalizers") or []
+        await self._client.replace(self._path, body)
