@@ -11,7 +11,7 @@ from kubegate.devcluster.binaries import Binaries
 from kubegate.devcluster.cluster import STOP_TIMEOUT
 from kubegate.devcluster.components import APISERVER, ETCD, Progress, silent
 from kubegate.devcluster.errors import DevClusterError
-from kubegate.devcluster.flags import apiserver_flags, check_extra_args
+from kubegate.devcluster.flags import check_extra_args
 from kubegate.devcluster.layout import Layout
 from kubegate.devcluster.pki import LOOPBACK
 from kubegate.devcluster.ports import pick_free_ports
@@ -49,19 +49,14 @@ def start_apiserver(
     url = f"https://{LOOPBACK}:{port}"
     kubeconfig = layout.apiserver_kubeconfig(name)
     components.write_admin_kubeconfig(layout, kubeconfig, context=f"kubegate-{state.name}-{name}", server=url)
-    component = components.launch(
+    component = components.launch_apiserver(
         layout,
         name=component_name,
         binary=Binaries(directory=state.bin_dir).kube_apiserver,
-        flags=apiserver_flags(
-            layout,
-            etcd_url=state.etcd_url,
-            port=port,
-            service_account_issuer=state.service_account_issuer,
-            extra_args=extra_args,
-        ),
-        ports={"secure": port},
-        health_url=f"{url}/readyz",
+        etcd_url=state.etcd_url,
+        port=port,
+        service_account_issuer=state.service_account_issuer,
+        extra_args=extra_args,
         die_with_parent=die_with_parent,
     )
     extra = ExtraApiserver(name=name, url=url, kubeconfig=kubeconfig, component=component)

@@ -16,7 +16,7 @@ from kubegate.devcluster import components
 from kubegate.devcluster.binaries import Binaries, binary_versions, find_binaries
 from kubegate.devcluster.components import APISERVER, CONTROLLER_MANAGER, ETCD, Progress, silent
 from kubegate.devcluster.errors import DevClusterError
-from kubegate.devcluster.flags import apiserver_flags, check_extra_args, controller_manager_flags, etcd_flags
+from kubegate.devcluster.flags import check_extra_args, controller_manager_flags, etcd_flags
 from kubegate.devcluster.health import probe
 from kubegate.devcluster.kubeconfig import write_kubeconfig
 from kubegate.devcluster.layout import Layout
@@ -109,19 +109,14 @@ def start_cluster(
         state = _with_component(layout, state, etcd)
         components.await_healthy(layout, etcd, timeout=_ETCD_TIMEOUT, progress=progress)
 
-        apiserver = components.launch(
+        apiserver = components.launch_apiserver(
             layout,
             name=APISERVER,
             binary=binaries.kube_apiserver,
-            flags=apiserver_flags(
-                layout,
-                etcd_url=state.etcd_url,
-                port=apiserver_port,
-                service_account_issuer=state.service_account_issuer,
-                extra_args=extra_args,
-            ),
-            ports={"secure": apiserver_port},
-            health_url=f"{apiserver_url}/readyz",
+            etcd_url=state.etcd_url,
+            port=apiserver_port,
+            service_account_issuer=state.service_account_issuer,
+            extra_args=extra_args,
             die_with_parent=die_with_parent,
         )
         state = _with_component(layout, state, apiserver)

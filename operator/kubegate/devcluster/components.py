@@ -8,9 +8,11 @@ from pathlib import Path
 
 from kubegate.devcluster import processes
 from kubegate.devcluster.errors import DevClusterError
+from kubegate.devcluster.flags import apiserver_flags
 from kubegate.devcluster.health import ClientTLS, ProbeResult, probe, probe_etcd, wait_for
 from kubegate.devcluster.kubeconfig import write_kubeconfig
 from kubegate.devcluster.layout import Layout
+from kubegate.devcluster.pki import LOOPBACK
 from kubegate.devcluster.ports import port_is_free
 from kubegate.devcluster.state import Component
 
@@ -59,6 +61,31 @@ def is_running(component: Component) -> bool:
 
 def probe_component(component: Component, tls: ClientTLS) -> ProbeResult:
     return probe_etcd(component.health_url) if component.name == ETCD else probe(component.health_url, tls)
+
+
+def launch_apiserver(
+    layout: Layout,
+    *,
+    name: str,
+    binary: Path,
+    etcd_url: str,
+    port: int,
+    service_account_issuer: str,
+    extra_args: Sequence[str],
+    die_with_parent: bool,
+) -> Component:
+    """Start a kube-apiserver on `port` against `etcd_url`; the cluster's first and any extra one alike."""
+    return launch(
+        layout,
+        name=name,
+        binary=binary,
+        flags=apiserver_flags(
+            layout, etcd_url=etcd_url, port=port, service_account_issuer=service_account_issuer, extra_args=extra_args
+        ),
+        ports={"secure": port},
+        health_url=f"https://{LOOPBACK}:{port}/readyz",
+        die_with_parent=die_with_parent,
+    )
 
 
 def await_healthy(layout: Layout, component: Component, *, timeout: float, progress: Progress) -> None:
