@@ -10,6 +10,7 @@ from kubegate import __version__
 from kubegate.devcluster import cli as devcluster_cli
 from kubegate.operator import cli as operator_cli
 from kubegate.resources import cli as crds_cli
+from kubegate.server import cli as server_cli
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -17,6 +18,7 @@ SUBCOMMANDS: tuple[Registrar, ...] = (
     crds_cli.register,
     devcluster_cli.register,
     operator_cli.register,
+    server_cli.register,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from kubegate.methods.token.tokens import PREFIX_PATTERN
 from kubegate.resources.common import DNS_LABEL_PATTERN
@@ -94,3 +94,98 @@ class OperatorSettings(BaseModel):
             return None
         name, _, key = self.bootstrap_token_secret.partition(":")
         return name, key or "token"
+
+
+RESERVED_PREFIX = "system:"
+"""Kubernetes reserves names starting with this; kubegate never hands one out."""
+
+
+class ServerSettings(BaseModel):
+    """Settings of `kubegate server`."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    operator_namespace: Annotated[str, Field(pattern=DNS_LABEL_PATTERN)] = DEFAULT_NAMESPACE
+    """Namespace of the operator, whose validation-config Secrets this server watches."""
+    address: str = "0.0.0.0:8443"
+    """Address to listen on, HOST:PORT."""
+    tls_cert_file: str | None = None
+    """Serving certificate (PEM, chain allowed); re-read when the file changes."""
+    tls_key_file: str | None = None
+    """Private key of the serving certificate (PEM); re-read when the file changes."""
+    tls_reload_interval: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """Seconds between checks of the certificate files for changes."""
+    insecure_http: Annotated[bool, Field(validate_default=True)] = False
+    """Serve plain HTTP instead of HTTPS: only behind a TLS-terminating proxy or on loopback."""
+    create_token_groups: list[str] = [ADMIN_GROUP]
+    """Groups whose members may create tokens (POST /auth/v1/method/token)."""
+    list_token_groups: list[str] = [ADMIN_GROUP]
+    """Groups whose members may list and read other callers' tokens (GET /auth/v1/tokens)."""
+    delete_token_groups: list[str] = [ADMIN_GROUP]
+    """Groups whose members may delete tokens (DELETE /auth/v1/tokens/{id})."""
+    token_namespace: Annotated[str, Field(pattern=DNS_LABEL_PATTERN)] = DEFAULT_NAMESPACE
+    """Namespace of StaticTokens created through the API when the request has no namespaceKey."""
+    token_namespaces: list[Annotated[str, Field(pattern=DNS_LABEL_PATTERN)]] = []
+    """Namespaces a request's namespaceKey may name; unset: any namespace (Kubernetes RBAC still applies)."""
+    token_wait_timeout: Annotated[float, Field(gt=0, le=300)] = 15.0
+    """Seconds create, delete and expire wait for the operator and this server's memory to reflect the change."""
+    webhook_username_prefix: str = "kubegate:"
+    """Prefix of usernames returned to kube-apiserver by the TokenReview webhook."""
+    webhook_groups_prefix: str = "kubegate:"
+    """Prefix of groups returned to kube-apiserver by the TokenReview webhook."""
+    webhook_audiences: list[str] = []
+    """Audiences kubegate tokens are valid for in TokenReviews; unset: any requested audience."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    """Largest request body accepted; larger bodies get 413."""
+    access_log: bool = True
+    """Log one line per request (method, route, status, duration; never headers, cookies or query strings)."""
+    log_level: str = "INFO"
+    """Log level: DEBUG, INFO, WARNING or ERROR."""
+
+    @field_validator("webhook_username_prefix", "webhook_groups_prefix")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith(RESERVED_PREFIX):
+            raise ValueError(f"must not start with {RESERVED_PREFIX!r}: Kubernetes reserves it for its own users")
+        return value
+
+    @field_validator("create_token_groups", "list_token_groups", "delete_token_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        if any(not group for group in value):
+            raise ValueError("group names must not be empty")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("use HOST:PORT, for example 0.0.0.0:8443")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @field_validator("insecure_http")
+    @classmethod
+    def _transport(cls, value: bool, info: ValidationInfo) -> bool:
+        # Validated here, after both file fields, so that the error names a flag.
+        has_cert, has_key = bool(info.data.get("tls_cert_file")), bool(info.data.get("tls_key_file"))
+        if has_cert != has_key:
+            raise ValueError("set both --tls-cert-file and --tls-key-file, or neither")
+        if value and has_cert:
+            raise ValueError("--insecure-http and --tls-cert-file exclude each other: choose HTTP or HTTPS")
+        if not value and not has_cert:
+            raise ValueError("set --tls-cert-file and --tls-key-file to serve HTTPS, or --insecure-http for plain HTTP")
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.address.rpartition(":")
+        return host.strip("[]"), int(port)

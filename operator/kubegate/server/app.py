@@ -1,0 +1,153 @@
+"""Wires the server together: settings -> API client -> config watcher -> verifier -> aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from kubegate.kube import KubeClient, load_connection
+from kubegate.methods.token import http as token_method
+from kubegate.methods.token.store import KubeStaticTokenStore
+from kubegate.server import log_filters, path_health, path_method, path_self, path_tokenreview, path_tokens, path_verify
+from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
+from kubegate.server.config_state import ConfigState
+from kubegate.server.config_watch import ConfigWatcher
+from kubegate.server.context import CONTEXT, ServerContext
+from kubegate.server.metrics import Metrics
+from kubegate.server.middleware import observe
+from kubegate.server.tls import ReloadingTLS
+from kubegate.settings import ServerSettings
+from kubegate.verify import StaticTokenIndex, Verifier
+from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(LOGGER_NAME)
+
+SHUTDOWN_TIMEOUT = 10.0
+_ROUTES = (
+    path_health.register,
+    path_method.register,
+    token_method.register,
+    path_self.register,
+    path_tokens.register,
+    path_verify.register,
+    path_tokenreview.register,
+)
+
+
+def build_app(context: ServerContext) -> web.Application:
+    """The aiohttp application for `context`; tests run it with an in-memory config and a fake store."""
+    app = web.Application(
+        middlewares=[observe],
+        client_max_size=context.settings.max_body_bytes,
+        # Room for the longest credential in an Authorization header (aiohttp's default is 8 KiB).
+        handler_args={"max_field_size": MAX_CREDENTIAL_LENGTH + 64},
+    )
+    app[CONTEXT] = context
+    for register in _ROUTES:
+        register(app)
+    return app
+
+
+def config_gauges(metrics: Metrics, config: ConfigState) -> None:
+    """Expose the state of the validation config as gauges, read at scrape time."""
+
+    def one(value: float) -> Iterable[tuple[dict[str, str], float]]:
+        return [({}, value)]
+
+    metrics.gauge(
+        "kubegate_config_ready", "1 once the validation config was loaded in full.", lambda: one(config.ready)
+    )
+    metrics.gauge("kubegate_config_tokens", "Valid static tokens in memory.", lambda: one(len(config.index)))
+    metrics.gauge(
+        "kubegate_config_secrets", "Validation-config Secrets in memory.", lambda: one(len(config.index.sources()))
+    )
+    metrics.gauge(
+        "kubegate_config_age_seconds",
+        "Seconds since the copy in memory was last known current (0 while the watch runs).",
+        lambda: one(config.age),
+    )
+    metrics.gauge(
+        "kubegate_config_generation",
+        "Changes applied to the copy in memory since start.",
+        lambda: one(config.index.generation),
+    )
+    metrics.gauge(
+        "kubegate_config_last_change_timestamp_seconds",
+        "When the copy in memory last changed (POSIX seconds; 0: never).",
+        lambda: one(config.last_change or 0.0),
+    )
+    metrics.gauge(
+        "kubegate_config_info",
+        "The Kubernetes resourceVersion the copy in memory is at, as a label.",
+        lambda: [({"resource_version": config.resource_version}, 1.0)],
+    )
+
+
+async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the server until `stop` is set or the process gets SIGTERM or SIGINT."""
+    stop = stop or asyncio.Event()
+    log_filters.install()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    tls = None
+    if not settings.insecure_http:
+        assert settings.tls_cert_file is not None
+        assert settings.tls_key_file is not None
+        tls = ReloadingTLS(
+            cert_file=settings.tls_cert_file, key_file=settings.tls_key_file, interval=settings.tls_reload_interval
+        )
+    connection = await asyncio.to_thread(load_connection)
+    async with KubeClient(connection, user_agent="kubegate-server", timeout=10.0) as client:
+        index = StaticTokenIndex()
+        config = ConfigState(index)
+        metrics = Metrics()
+        config_gauges(metrics, config)
+        context = ServerContext(
+            settings=settings,
+            config=config,
+            verifier=Verifier(static_tokens=index),
+            metrics=metrics,
+            token_store=KubeStaticTokenStore(client),
+        )
+        sink = AccessLogSink()
+        runner = web.AppRunner(
+            build_app(context),
+            access_log_class=AccessLogger.bound_to(sink),
+            access_log=access_log if settings.access_log else None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        host, port = settings.host_port
+        site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None, reuse_address=True)
+        await site.start()
+        watcher = ConfigWatcher(client=client, namespace=settings.operator_namespace, state=config)
+        tasks = [
+            asyncio.create_task(watcher.run(), name="config-watch"),
+            asyncio.create_task(sink.run(), name="access-log"),
+        ]
+        if tls is not None:
+            tasks.append(asyncio.create_task(tls.run(), name="tls-reload"))
+        log.info(
+            "serving %s on %s; validation config from namespace %s",
+            "HTTPS" if tls else "plain HTTP",
+            settings.address,
+            settings.operator_namespace,
+        )
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.cleanup()
+            sink.flush()

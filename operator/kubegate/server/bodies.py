@@ -1,0 +1,90 @@
+"""Request bodies: JSON only, bounded in size, validated by a pydantic model that refuses unknown fields.
+
+Bad input always ends as a 4xx `ApiProblem` (415, 413, 400 with one detail per bad field), never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from kubegate.server.errors import ApiProblem, invalid
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: camelCase on the wire (snake_case accepted too, as Flipt's gateway does),
+    unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+async def read_json(request: web.Request, model: type[M], *, allow_empty: bool = False) -> M:
+    """The request's body as `model`; an empty body gives `model()` when `allow_empty`.
+
+    aiohttp refuses a body over the application's `client_max_size` with 413 while reading it.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return model()
+        raise invalid("the request needs a JSON object as its body")
+    if not _is_json(request.content_type):
+        raise ApiProblem(
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON: send 'Content-Type: application/json' (got {request.content_type!r})",
+        )
+    return parse_json(raw, model)
+
+
+def parse_json(raw: bytes, model: type[M]) -> M:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise invalid(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError):
+        raise invalid("the body is not valid UTF-8 JSON, or is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise invalid(f"the body must be a JSON object, not {_json_type(data)}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"field": _field(error["loc"]), "message": error["msg"]} for error in exc.errors(include_input=False)
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
+        raise invalid(f"the body has invalid fields: {summary}", details) from None
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"

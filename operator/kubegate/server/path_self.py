@@ -1,0 +1,73 @@
+"""`GET /auth/v1/self` (who am I) and `PUT /auth/v1/self/expire` (end my own token), as in Flipt."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import AwareDatetime
+
+from kubegate.kube import ApiError, ApiUnavailable, NotFound
+from kubegate.server.auth import authenticate
+from kubegate.server.bodies import RequestModel, read_json
+from kubegate.server.context import context_of
+from kubegate.server.errors import ApiProblem, from_kube, unavailable
+from kubegate.server.responses import empty_response, json_response
+from kubegate.verify.model import Method
+
+log = logging.getLogger(__name__)
+
+PATH = "/auth/v1/self"
+EXPIRE_PATH = "/auth/v1/self/expire"
+
+
+class ExpireSelfRequest(RequestModel):
+    """Flipt's ExpireAuthenticationSelfRequest; an empty body expires the token now."""
+
+    expires_at: AwareDatetime | None = None
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get(PATH, get_self)
+    app.router.add_put(EXPIRE_PATH, expire_self)
+
+
+async def get_self(request: web.Request) -> web.Response:
+    return json_response(await authenticate(request))
+
+
+async def expire_self(request: web.Request) -> web.Response:
+    """A static token expires by setting `spec.expiresAt` on its StaticToken (the whole resource, every
+    token of it); the answer comes once this server no longer accepts the token at the new time."""
+    context = context_of(request)
+    caller = await authenticate(request)
+    body = await read_json(request, ExpireSelfRequest, allow_empty=True)
+    at = (body.expires_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    if caller.method is not Method.TOKEN:
+        raise ApiProblem(400, "invalid_argument", f"expiring a {caller.method} authentication is not supported yet")
+    record = context.config.index.by_id(caller.id)
+    if record is None:
+        raise unavailable("the token was removed while the request ran; it is no longer valid")
+    try:
+        await context.token_store.expire(record.namespace, record.name, at)
+    except NotFound:
+        pass  # deleted meanwhile: its token is going away anyway
+    except (ApiError, ApiUnavailable) as exc:
+        raise from_kube(exc, f"expire StaticToken {record.namespace}/{record.name}") from None
+    deadline = at.timestamp()
+
+    def applied() -> bool:
+        current = context.config.index.by_id(caller.id)
+        return current is None or (current.expires_at is not None and current.expires_at <= deadline)
+
+    if not await context.config.wait_until(applied, timeout=context.settings.token_wait_timeout):
+        raise unavailable(
+            f"the expiry was set on StaticToken {record.namespace}/{record.name}, but this server still sees the "
+            f"old one after {context.settings.token_wait_timeout:.0f}s; the token stops working once the "
+            "operator updates the validation config"
+        )
+    log.info(
+        "token %s (StaticToken %s/%s) expires at %s at its own request", caller.id, record.namespace, record.name, at
+    )
+    return empty_response()

@@ -1,0 +1,133 @@
+"""`GET /auth/v1/tokens`, `GET /auth/v1/tokens/{id}` and `DELETE /auth/v1/tokens/{id}`: Flipt's
+authentication listing and deletion, over the tokens this server accepts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import logging
+import time
+
+from aiohttp import web
+
+from kubegate.kube import ApiError, ApiUnavailable
+from kubegate.server.auth import authenticate, require_any_group
+from kubegate.server.context import ServerContext, context_of
+from kubegate.server.errors import field_error, from_kube, not_found, unavailable
+from kubegate.server.responses import empty_response, json_response
+from kubegate.verify import Authentication, StaticTokenRecord
+from kubegate.verify.model import Method, ResponseModel
+
+log = logging.getLogger(__name__)
+
+PATH = "/auth/v1/tokens"
+ITEM_PATH = "/auth/v1/tokens/{id}"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_PAGE_TOKEN_PREFIX = "after:"
+
+
+class ListAuthenticationsResponse(ResponseModel):
+    authentications: list[Authentication]
+    next_page_token: str
+    """Pass as pageToken for the next page; empty on the last page."""
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get(PATH, list_tokens)
+    app.router.add_get(ITEM_PATH, get_token)
+    app.router.add_delete(ITEM_PATH, delete_token)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    """Tokens ordered by id. The page token names the last id of the page, so any replica continues it."""
+    context = context_of(request)
+    caller = await authenticate(request)
+    require_any_group(caller, context.settings.list_token_groups, action="listing tokens")
+    limit = _limit(request.query.get("limit"))
+    after = _page_token(request.query.get("pageToken") or request.query.get("page_token") or "")
+    method = request.query.get("method") or ""
+    if method and method not in {m.value for m in Method}:
+        raise field_error("method", f"use one of {', '.join(m.value for m in Method)}")
+    records = context.config.index.records() if method in ("", Method.TOKEN) else []
+    now = time.time()
+    start = bisect.bisect_right(records, after, key=lambda r: r.token_id) if after else 0
+    page: list[StaticTokenRecord] = []
+    position = start
+    while position < len(records) and len(page) < limit:
+        if not records[position].expired(now):
+            page.append(records[position])
+        position += 1
+    more = any(not r.expired(now) for r in records[position:])
+    next_token = _encode_page_token(page[-1].token_id) if more and page else ""
+    return json_response(
+        ListAuthenticationsResponse(authentications=[r.authentication() for r in page], next_page_token=next_token)
+    )
+
+
+async def get_token(request: web.Request) -> web.Response:
+    context = context_of(request)
+    caller = await authenticate(request)
+    token_id = request.match_info["id"]
+    if token_id != caller.id:
+        require_any_group(caller, context.settings.list_token_groups, action="reading other tokens")
+    return json_response(_record(context, token_id).authentication())
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    """Deletes the token's StaticToken (every token of it, a previous one in a rotation overlap too) and
+    answers once this server no longer accepts the token."""
+    context = context_of(request)
+    caller = await authenticate(request)
+    require_any_group(caller, context.settings.delete_token_groups, action="deleting tokens")
+    token_id = request.match_info["id"]
+    record = _record(context, token_id)
+    try:
+        await context.token_store.delete(record.namespace, record.name)
+    except (ApiError, ApiUnavailable) as exc:
+        raise from_kube(exc, f"delete StaticToken {record.namespace}/{record.name}") from None
+    gone = await context.config.wait_until(
+        lambda: context.config.index.by_id(token_id) is None, timeout=context.settings.token_wait_timeout
+    )
+    if not gone:
+        raise unavailable(
+            f"StaticToken {record.namespace}/{record.name} was deleted, but this server still accepts its token "
+            f"after {context.settings.token_wait_timeout:.0f}s; it stops working once the operator updates the "
+            "validation config (a repeated DELETE waits again)"
+        )
+    log.info(
+        "deleted token %s (StaticToken %s/%s) for %s", token_id, record.namespace, record.name, caller.identity.username
+    )
+    return empty_response()
+
+
+def _record(context: ServerContext, token_id: str) -> StaticTokenRecord:
+    record = context.config.index.by_id(token_id)
+    if record is None or record.expired(time.time()):
+        raise not_found(f"no valid token has id {token_id!r}")
+    return record
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise field_error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _encode_page_token(token_id: str) -> str:
+    return base64.urlsafe_b64encode((_PAGE_TOKEN_PREFIX + token_id).encode()).decode().rstrip("=")
+
+
+def _page_token(raw: str) -> str:
+    if not raw:
+        return ""
+    try:
+        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    if not decoded.startswith(_PAGE_TOKEN_PREFIX) or len(decoded) == len(_PAGE_TOKEN_PREFIX):
+        raise field_error("pageToken", "is not a page token this API returned; start again without it")
+    return decoded[len(_PAGE_TOKEN_PREFIX) :]

@@ -1,0 +1,95 @@
+"""The one verification engine: every surface (API, TokenReview webhook, forward auth, decorators) calls it.
+
+It classifies the credential first (see `classify`), then hands it to the verifier of its kind. Client
+tokens and OIDC access tokens plug in through the protocols below; until a verifier is plugged in, its
+kind is refused like any unknown credential.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Container
+from typing import Protocol
+
+from kubegate.verify.classify import Kind, classify
+from kubegate.verify.errors import Unauthenticated
+from kubegate.verify.model import Authentication
+from kubegate.verify.static_tokens import StaticTokenIndex, token_digest
+
+
+class ClientTokenVerifier(Protocol):
+    """Verifies kubegate's own client tokens offline (signature, expiry, deny-list); issue 5."""
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` of every client token kubegate signs."""
+        ...
+
+    async def verify(self, token: str) -> Authentication:
+        """Raise Unauthenticated for any token that is not a valid, unrevoked client token."""
+        ...
+
+
+class OidcVerifier(Protocol):
+    """Verifies access tokens of configured OIDC providers (JWKS, introspection, userinfo)."""
+
+    @property
+    def issuers(self) -> Container[str]:
+        """The `iss` values of the configured providers: a live container (providers come and go), which
+        the Verifier reads once and keeps."""
+        ...
+
+    async def verify(self, token: str, *, issuer: str | None) -> Authentication:
+        """Verify a JWT of `issuer`, or an opaque token (`issuer` None) by introspection.
+
+        Raise Unauthenticated when it is invalid, VerifierUnavailable when the provider cannot be reached.
+        """
+        ...
+
+
+log = logging.getLogger(__name__)
+_NO_ISSUERS: frozenset[str] = frozenset()
+
+
+class Verifier:
+    def __init__(
+        self,
+        *,
+        static_tokens: StaticTokenIndex,
+        client_tokens: ClientTokenVerifier | None = None,
+        oidc: OidcVerifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.static_tokens = static_tokens
+        self._client_tokens = client_tokens
+        self._oidc = oidc
+        self._clock = clock
+        self._client_issuer = client_tokens.issuer if client_tokens is not None else None
+        self._oidc_issuers = oidc.issuers if oidc is not None else _NO_ISSUERS
+
+    async def verify(self, credential: str) -> Authentication:
+        """The authentication a credential stands for; raises Unauthenticated when it stands for none.
+
+        `credential` comes from `credentials.credential_from`, which already refused malformed input.
+        """
+        classified = classify(credential, client_issuer=self._client_issuer, oidc_issuers=self._oidc_issuers)
+        if classified.kind is Kind.STATIC:
+            return self.verify_static(credential)
+        if classified.kind is Kind.CLIENT and self._client_tokens is not None:
+            return await self._client_tokens.verify(credential)
+        if classified.kind is Kind.OIDC and self._oidc is not None:
+            return await self._oidc.verify(credential, issuer=classified.issuer)
+        log.debug("refused a JWT (iss %r): %s", classified.issuer, classified.reason or "no verifier for its kind")
+        raise Unauthenticated("untrusted_issuer")
+
+    def verify_static(self, credential: str) -> Authentication:
+        # Opaque OIDC tokens (introspection) will be tried here when the hash is unknown, once providers
+        # that allow it are configured.
+        digest = token_digest(credential)
+        record = self.static_tokens.lookup(digest)
+        if record is None:
+            raise Unauthenticated("unknown")
+        if record.expired(self._clock()):
+            raise Unauthenticated("expired")
+        return self.static_tokens.authentication(digest, record)

@@ -1,0 +1,203 @@
+"""The in-memory index of valid static tokens, keyed by the SHA-256 of the token. Pure; no I/O.
+
+It holds hashes only, never a token. Its content comes from the validation-config Secrets ("sources"):
+several may hold the same hash for a short while (the operator writes a new set of shards before it
+deletes the old one), so the index is their union, de-duplicated by hash.
+
+Why a lookup by hash is safe against timing attacks: the dictionary compares the SHA-256 digest of the
+presented token with stored digests. How long that takes can at most reveal how the digest of a guess
+relates to stored digests, and a digest prefix brings an attacker no closer to a token that hashes to
+it (SHA-256 is preimage resistant). No stored secret is ever compared with the presented one directly.
+
+Records are small slotted objects with interned names, so 50,000 tokens fit in little memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubegate.validation_config.model import TokenEntry
+from kubegate.verify.model import Authentication, Identity, Method
+
+log = logging.getLogger(__name__)
+
+AUTHENTICATION_CACHE_SIZE = 4096
+"""Authentications kept ready for the most used tokens (about 2 KiB each); building one takes microseconds."""
+# A group name must fit in one comma-separated header value (forward auth) without changing meaning.
+_BAD_GROUP = re.compile(r"[\x00-\x1f\x7f,]")
+
+
+def token_digest(token: str) -> bytes:
+    """The key of a token in the index: its SHA-256, as 32 bytes."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+@dataclass(slots=True, frozen=True, eq=False)
+class StaticTokenRecord:
+    """One valid static token, without the token."""
+
+    token_id: str
+    name: str
+    """Name of the StaticToken."""
+    namespace: str
+    """Namespace of the StaticToken."""
+    groups: tuple[str, ...]
+    metadata: Mapping[str, str]
+    created_at: float
+    """POSIX seconds."""
+    expires_at: float | None
+    """POSIX seconds; None: never."""
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    @property
+    def username(self) -> str:
+        return f"statictoken:{self.namespace}:{self.name}"
+
+    def authentication(self) -> Authentication:
+        created = datetime.fromtimestamp(self.created_at, UTC)
+        return Authentication(
+            id=self.token_id,
+            method=Method.TOKEN,
+            expires_at=None if self.expires_at is None else datetime.fromtimestamp(self.expires_at, UTC),
+            created_at=created,
+            # A static token never changes after it is issued: rotation issues a new one with a new id.
+            updated_at=created,
+            metadata=dict(self.metadata),
+            identity=Identity(username=self.username, uid=self.token_id, groups=self.groups),
+        )
+
+
+_EMPTY: Mapping[str, str] = {}
+
+
+def _shared_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
+    # Keys repeat across tokens (io.kubegate.auth.token.name...): interned, each is stored once.
+    return {sys.intern(k): v for k, v in metadata.items()} if metadata else _EMPTY
+
+
+class StaticTokenIndex:
+    """Valid static tokens by digest and by token id, merged from named sources."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[bytes, StaticTokenRecord] = {}
+        self._by_id: dict[str, bytes] = {}
+        self._sources: dict[str, dict[bytes, StaticTokenRecord]] = {}
+        self._versions: dict[str, str] = {}
+        self._sorted: list[StaticTokenRecord] | None = None
+        self._authentications: dict[bytes, tuple[StaticTokenRecord, Authentication]] = {}
+        self.generation = 0
+        """Counts changes; equal generations mean equal content."""
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def lookup(self, digest: bytes) -> StaticTokenRecord | None:
+        return self._by_digest.get(digest)
+
+    def authentication(self, digest: bytes, record: StaticTokenRecord) -> Authentication:
+        """`record.authentication()`, built once for each record while it is in use.
+
+        A changed token gets a new record object, so an entry for an older record is never served.
+        """
+        cached = self._authentications.get(digest)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        authentication = record.authentication()
+        if len(self._authentications) >= AUTHENTICATION_CACHE_SIZE:
+            self._authentications.clear()
+        self._authentications[digest] = (record, authentication)
+        return authentication
+
+    def by_id(self, token_id: str) -> StaticTokenRecord | None:
+        digest = self._by_id.get(token_id)
+        return None if digest is None else self._by_digest.get(digest)
+
+    def sources(self) -> dict[str, str]:
+        """Every source's name and the version (content digest) it was last loaded at."""
+        return dict(self._versions)
+
+    def source_version(self, source: str) -> str | None:
+        return self._versions.get(source)
+
+    def records(self) -> list[StaticTokenRecord]:
+        """Every record, ordered by token id (expired ones included: callers filter with their clock)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._by_digest.values(), key=lambda r: r.token_id)
+        return self._sorted
+
+    def replace_source(self, source: str, version: str, entries: Iterable[TokenEntry]) -> None:
+        """Make `source` hold exactly `entries`, loaded at `version`."""
+        new: dict[bytes, StaticTokenRecord] = {}
+        for entry in entries:
+            new[bytes.fromhex(entry.sha256)] = self._record(entry, source)
+        old = self._sources.get(source, {})
+        self._sources[source] = new
+        self._versions[source] = version
+        for digest, record in new.items():
+            self._put(digest, record)
+        for digest in old.keys() - new.keys():
+            self._drop(digest, source)
+        self._changed()
+
+    def remove_source(self, source: str) -> None:
+        old = self._sources.pop(source, None)
+        self._versions.pop(source, None)
+        if old is None:
+            return
+        for digest in old:
+            self._drop(digest, source)
+        self._changed()
+
+    def _put(self, digest: bytes, record: StaticTokenRecord) -> None:
+        previous = self._by_digest.get(digest)
+        if previous is not None and previous.token_id != record.token_id:
+            self._forget_id(previous.token_id, digest)
+        self._by_digest[digest] = record
+        self._by_id[record.token_id] = digest
+
+    def _drop(self, digest: bytes, source: str) -> None:
+        # Another source may still hold the same token: it stays valid, with that source's record.
+        for other, records in self._sources.items():
+            if other != source and digest in records:
+                self._put(digest, records[digest])
+                return
+        record = self._by_digest.pop(digest, None)
+        if record is not None:
+            self._forget_id(record.token_id, digest)
+
+    def _forget_id(self, token_id: str, digest: bytes) -> None:
+        if self._by_id.get(token_id) == digest:
+            del self._by_id[token_id]
+
+    def _changed(self) -> None:
+        self._sorted = None
+        self.generation += 1
+
+    def _record(self, entry: TokenEntry, source: str) -> StaticTokenRecord:
+        groups = [g for g in entry.groups if not _BAD_GROUP.search(g)]
+        if len(groups) != len(entry.groups):
+            log.warning(
+                "validation config %s: token %s has group names with control characters or commas; "
+                "they are ignored (fix spec.groups of StaticToken %s/%s)",
+                source,
+                entry.token_id,
+                entry.namespace,
+                entry.name,
+            )
+        return StaticTokenRecord(
+            token_id=entry.token_id,
+            name=entry.name,
+            namespace=sys.intern(entry.namespace),
+            groups=tuple(sys.intern(g) for g in groups),
+            metadata=_shared_metadata(entry.metadata),
+            created_at=entry.created_at.timestamp(),
+            expires_at=None if entry.expires_at is None else entry.expires_at.timestamp(),
+        )

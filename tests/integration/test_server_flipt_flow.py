@@ -1,0 +1,134 @@
+"""Flipt's documented token flow against `kubegate server` and `kubegate operator` on a real control plane:
+bootstrap token -> create a token -> use it -> list -> delete -> refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from server_processes import (
+    KubegateProcess,
+    ServerProcess,
+    bootstrap_token,
+    install_crds,
+    start_operator,
+    start_server,
+    wait_for,
+    wait_ready,
+)
+
+from kubegate.devcluster import ClusterState, Kubectl
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
+    install_crds(kubectl)
+    process = start_operator(dev_cluster, namespace, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def server(
+    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    process = start_server("server", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_flipt_documented_flow(
+    server: ServerProcess, operator: KubegateProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    await wait_ready(server)
+    bootstrap = bootstrap_token(operator)
+    admin = {"Authorization": f"Bearer {bootstrap}"}
+    async with aiohttp.ClientSession(base_url=server.url) as http:
+        # The bootstrap token reaches the server through the validation config.
+        deadline = time.monotonic() + 30
+        while (await http.get("/auth/v1/self", headers=admin)).status != 200:
+            assert time.monotonic() < deadline, "the bootstrap token never became valid"
+            await _pause()
+
+        # The call from Flipt's documentation, with only the host changed.
+        started = time.monotonic()
+        created = await http.post(
+            "/auth/v1/method/token",
+            headers={**admin, "Content-Type": "application/json"},
+            data='{"name":"access_all_areas","description":"keys to the castle"}',
+        )
+        assert created.status == 200, await created.text()
+        body = await created.json()
+        print(f"POST /auth/v1/method/token answered in {time.monotonic() - started:.2f}s")
+        token, authentication = body["clientToken"], body["authentication"]
+        assert authentication["method"] == "METHOD_TOKEN"
+        assert authentication["metadata"]["io.kubegate.auth.token.name"] == "access_all_areas"
+
+        # Use it: valid at once, on the very answer.
+        me = await http.get("/auth/v1/self", headers={"Authorization": f"Bearer {token}"})
+        assert me.status == 200
+        assert (await me.json())["id"] == authentication["id"]
+
+        # kubectl sees the StaticToken, and its Secret holds the same token.
+        resources = kubectl.json("get", "statictokens", "-n", namespace)["items"]
+        (resource,) = [r for r in resources if r["status"].get("tokenId") == authentication["id"]]
+        assert resource["metadata"]["name"].startswith("token-")
+        assert resource["spec"]["description"] == "keys to the castle"
+        assert resource["metadata"]["annotations"]["kubegate.dev/requested-by"].endswith(":initial-bootstrap-token")
+
+        # List: the bootstrap token and the new one.
+        listed = await (await http.get("/auth/v1/tokens", headers=admin)).json()
+        ids = {a["id"] for a in listed["authentications"]}
+        assert authentication["id"] in ids
+        assert len(ids) == 2
+        # The new token has no groups: it may not list or create.
+        assert (await http.get("/auth/v1/tokens", headers={"Authorization": f"Bearer {token}"})).status == 403
+
+        # Delete: answered once refused, and the StaticToken goes.
+        deleted = await http.delete(f"/auth/v1/tokens/{authentication['id']}", headers=admin)
+        assert deleted.status == 200, await deleted.text()
+        refused = await http.get("/auth/v1/self", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status == 401
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        name = resource["metadata"]["name"]
+        wait_for(
+            lambda: kubectl("get", "statictoken", name, "-n", namespace, check=False).returncode != 0,
+            timeout=30,
+            what=f"StaticToken {name} to be gone",
+        )
+
+
+async def test_expire_self_on_a_real_cluster(
+    server: ServerProcess, operator: KubegateProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    await wait_ready(server)
+    admin = {"Authorization": f"Bearer {bootstrap_token(operator)}"}
+    async with aiohttp.ClientSession(base_url=server.url) as http:
+        deadline = time.monotonic() + 30
+        while (await http.get("/auth/v1/self", headers=admin)).status != 200:
+            assert time.monotonic() < deadline
+            await _pause()
+        created = await (await http.post("/auth/v1/method/token", headers=admin, json={"name": "short-lived"})).json()
+        mine = {"Authorization": f"Bearer {created['clientToken']}"}
+        expired = await http.put("/auth/v1/self/expire", headers=mine)
+        assert expired.status == 200, await expired.text()
+        assert (await http.get("/auth/v1/self", headers=mine)).status == 401
+    resources = kubectl.json("get", "statictokens", "-n", namespace)["items"]
+    (resource,) = [r for r in resources if r["status"].get("tokenId") == created["authentication"]["id"]]
+    assert resource["spec"]["expiresAt"]
+    ready = next(c for c in resource["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Expired")
+
+
+async def _pause() -> None:
+    await asyncio.sleep(0.2)

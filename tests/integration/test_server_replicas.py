@@ -1,0 +1,125 @@
+"""Two server replicas learn of a token created with `kubectl apply` within 2 s, and of its deletion within
+2 s; the p99 over 50 tries is printed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from server_processes import (
+    KubegateProcess,
+    ServerProcess,
+    apply_static_token,
+    install_crds,
+    start_operator,
+    start_server,
+    wait_ready,
+)
+
+from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.kube import KubeClient, NotFound, load_connection
+from kubegate.kube.client import path_for
+
+pytestmark = pytest.mark.integration
+
+TRIES = 50
+BOUND_SECONDS = 2.0
+POLL_SECONDS = 0.02
+TRY_TIMEOUT = 20.0
+
+
+@pytest.fixture
+def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
+    install_crds(kubectl)
+    process = start_operator(dev_cluster, namespace, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def replicas(
+    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
+    servers = [
+        start_server(f"server-{i}", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
+        for i in range(2)
+    ]
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def statuses(http: aiohttp.ClientSession, replicas: list[ServerProcess], token: str) -> list[int]:
+    async def one(server: ServerProcess) -> int:
+        async with http.get(server.url + "/auth/v1/verify", headers={"Authorization": f"Bearer {token}"}) as response:
+            return response.status
+
+    return list(await asyncio.gather(*(one(s) for s in replicas)))
+
+
+async def until(
+    http: aiohttp.ClientSession, replicas: list[ServerProcess], token: str, status: int, since: float
+) -> float:
+    while True:
+        if all(s == status for s in await statuses(http, replicas, token)):
+            return time.monotonic() - since
+        if time.monotonic() - since > TRY_TIMEOUT:
+            raise AssertionError(f"replicas did not answer {status} within {TRY_TIMEOUT:.0f}s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def secret_token(client: KubeClient, namespace: str, name: str, since: float) -> str:
+    path = path_for(plural="secrets", namespace=namespace, name=name)
+    while True:
+        try:
+            data = (await client.get(path)).get("data") or {}
+            if data.get("token"):
+                return base64.b64decode(data["token"]).decode()
+        except NotFound:
+            pass
+        if time.monotonic() - since > TRY_TIMEOUT:
+            raise AssertionError(f"the operator wrote no Secret {namespace}/{name} within {TRY_TIMEOUT:.0f}s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+async def test_two_replicas_accept_and_refuse_within_two_seconds(
+    dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, replicas: list[ServerProcess]
+) -> None:
+    for server in replicas:
+        await wait_ready(server)
+    accepted: list[float] = []
+    refused: list[float] = []
+    connection = load_connection(kubeconfig=str(dev_cluster.kubeconfig))
+    async with KubeClient(connection) as client, aiohttp.ClientSession() as http:
+        for i in range(TRIES):
+            name = f"replica-{i}"
+            started = time.monotonic()
+            await asyncio.to_thread(apply_static_token, kubectl, namespace, name)
+            token = await secret_token(client, namespace, name, started)
+            accepted.append(await until(http, replicas, token, 200, started))
+
+            started = time.monotonic()
+            await asyncio.to_thread(kubectl, "delete", "statictoken", name, "-n", namespace, "--wait=false")
+            refused.append(await until(http, replicas, token, 401, started))
+
+    for label, values in (("accepted by both replicas", accepted), ("refused by both replicas", refused)):
+        print(
+            f"{label} after kubectl apply/delete: p50 {statistics.median(values):.2f}s, p99 {p99(values):.2f}s, "
+            f"max {max(values):.2f}s over {len(values)} tries"
+        )
+    assert p99(accepted) <= BOUND_SECONDS
+    assert p99(refused) <= BOUND_SECONDS

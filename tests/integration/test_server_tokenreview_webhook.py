@@ -1,0 +1,141 @@
+"""kube-apiserver with `--authentication-token-webhook-config-file` pointing at `kubegate server`: static
+tokens work with kubectl, mapped to prefixed users and groups, and stop working after deletion once the
+apiserver's cache TTL has passed."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_processes import (
+    KubegateProcess,
+    ServerProcess,
+    apply_static_token,
+    install_crds,
+    read_token,
+    start_operator,
+    start_server,
+    token_kubeconfig,
+    wait_for,
+    wait_ready,
+)
+
+from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_apiserver, stop_apiserver
+
+pytestmark = pytest.mark.integration
+
+CACHE_TTL_SECONDS = 2
+
+
+def webhook_kubeconfig(path: Path, server_url: str) -> Path:
+    """The file kube-apiserver reads: `clusters` is the webhook, `users` how the apiserver calls it."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "kubegate", "cluster": {"server": f"{server_url}/apis/authentication.k8s.io/v1/tokenreviews"}}
+        ],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "webhook", "context": {"cluster": "kubegate", "user": "kube-apiserver"}}],
+        "current-context": "webhook",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture
+def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
+    install_crds(kubectl)
+    process = start_operator(dev_cluster, namespace, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def server(
+    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    process = start_server("server", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def webhook_apiserver(dev_cluster: ClusterState, server: ServerProcess, tmp_path: Path) -> Iterator[ExtraApiserver]:
+    # Plain http:// works in the webhook kubeconfig (kube-apiserver does not insist on TLS); production
+    # deployments use https:// with certificate-authority set.
+    config = webhook_kubeconfig(tmp_path / "webhook.kubeconfig", server.url)
+    name = f"webhook-{uuid.uuid4().hex[:6]}"
+    extra = start_apiserver(
+        dev_cluster.state_dir,
+        name=name,
+        args=[
+            f"--authentication-token-webhook-config-file={config}",
+            "--authentication-token-webhook-version=v1",
+            f"--authentication-token-webhook-cache-ttl={CACHE_TTL_SECONDS}s",
+        ],
+        die_with_parent=True,
+    )
+    try:
+        yield extra
+    finally:
+        stop_apiserver(dev_cluster.state_dir, name=name)
+
+
+def whoami(kubectl: Kubectl, kubeconfig: Path, token: str) -> dict[str, Any] | None:
+    result = kubectl("--token", token, "auth", "whoami", "-o", "json", kubeconfig=kubeconfig, check=False)
+    if result.returncode != 0:
+        assert "Unauthorized" in result.stderr, result.stderr
+        return None
+    info: dict[str, Any] = json.loads(result.stdout)["status"]["userInfo"]
+    return info
+
+
+async def test_kubectl_with_a_static_token_through_the_webhook(
+    kubectl: Kubectl,
+    namespace: str,
+    server: ServerProcess,
+    webhook_apiserver: ExtraApiserver,
+    tmp_path: Path,
+) -> None:
+    await wait_ready(server)
+    apply_static_token(kubectl, namespace, "deployer", groups=["deployers"])
+    token = read_token(kubectl, namespace, "deployer")
+    kubeconfig = token_kubeconfig(
+        tmp_path / "token.kubeconfig", server=webhook_apiserver.url, ca_file=kubectl.state.state_dir / "pki" / "ca.crt"
+    )
+
+    user = wait_for(lambda: whoami(kubectl, kubeconfig, token), timeout=30, what="kubectl auth whoami to succeed")
+    assert user["username"] == f"kubegate:statictoken:{namespace}:deployer"
+    assert "kubegate:deployers" in user["groups"]
+    assert "system:authenticated" in user["groups"]
+    assert user["extra"]["kubegate.dev/method"] == ["METHOD_TOKEN"]
+    token_id = kubectl.json("get", "statictoken", "deployer", "-n", namespace)["status"]["tokenId"]
+    assert user["uid"] == token_id
+
+    assert whoami(kubectl, kubeconfig, "kg_not-a-real-token") is None
+    # Every review kube-apiserver sent got a 200 answer, the refused token's too.
+    answers = re.findall(r"POST /apis/authentication.k8s.io/v1/tokenreviews (\d{3})", server.process.log())
+    assert answers
+    assert set(answers) == {"200"}
+
+    kubectl("delete", "statictoken", "deployer", "-n", namespace)
+    deleted = time.monotonic()
+    wait_for(
+        lambda: whoami(kubectl, kubeconfig, token) is None,
+        timeout=CACHE_TTL_SECONDS + 30,
+        what="the deleted token to be refused by kube-apiserver",
+        interval=0.25,
+    )
+    refused_after = time.monotonic() - deleted
+    print(f"deleted token refused by kube-apiserver after {refused_after:.2f}s (cache TTL {CACHE_TTL_SECONDS}s)")

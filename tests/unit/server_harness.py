@@ -1,0 +1,158 @@
+"""An auth server in memory for unit tests: a real app and config state, a fake StaticToken store.
+
+The fake store plays the operator and the watcher: what it "creates" appears in the config state after
+a configurable delay, as it would after the operator wrote the validation config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from kubegate.methods.token.store import IssuedToken, TokenNotIssued
+from kubegate.methods.token.tokens import generate_token, hash_token
+from kubegate.server.app import build_app, config_gauges
+from kubegate.server.config_state import ConfigState
+from kubegate.server.context import ServerContext
+from kubegate.server.metrics import Metrics
+from kubegate.settings import ADMIN_GROUP, ServerSettings
+from kubegate.validation_config.model import TokenEntry
+from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
+
+SOURCE = "kubegate-static-tokens-1-000"
+
+
+class FakeTokenStore:
+    def __init__(self, harness: Harness) -> None:
+        self._harness = harness
+        self.propagation_delay = 0.0
+        """Seconds before a change shows in the config state; None: never."""
+        self.create_error: BaseException | None = None
+        self.delete_error: BaseException | None = None
+        self.expire_error: BaseException | None = None
+        self.created: list[dict[str, Any]] = []
+        self.deleted: list[tuple[str, str]] = []
+        self.expired: list[tuple[str, str, datetime]] = []
+
+    async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
+        self.created.append(resource)
+        if self.create_error is not None:
+            raise self.create_error
+        namespace = resource["metadata"]["namespace"]
+        name = resource["metadata"]["generateName"] + uuid.uuid4().hex[:5]
+        spec = resource["spec"]
+        token = generate_token("kg_")
+        entry = TokenEntry(
+            sha256=hash_token(token),
+            token_id=str(uuid.uuid4()),
+            name=name,
+            namespace=namespace,
+            metadata=spec.get("metadata") or {},
+            created_at=datetime.now(UTC).replace(microsecond=0),
+            expires_at=spec.get("expiresAt"),
+        )
+        self._later(lambda: self._harness.put(entry))
+        return IssuedToken(namespace=namespace, name=name, token_id=entry.token_id, token=token)
+
+    async def delete(self, namespace: str, name: str) -> None:
+        self.deleted.append((namespace, name))
+        if self.delete_error is not None:
+            raise self.delete_error
+        self._later(lambda: self._harness.drop(namespace, name))
+
+    async def expire(self, namespace: str, name: str, at: datetime) -> None:
+        self.expired.append((namespace, name, at))
+        if self.expire_error is not None:
+            raise self.expire_error
+        self._later(lambda: self._harness.drop(namespace, name))
+
+    def _later(self, change: Any) -> None:
+        if self.propagation_delay is None:
+            return
+        asyncio.get_running_loop().call_later(self.propagation_delay, change)
+
+
+class NeverIssues(FakeTokenStore):
+    async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
+        self.created.append(resource)
+        raise TokenNotIssued("the operator did not issue the token in time", namespace="ns", name="token-x")
+
+
+class Harness:
+    def __init__(
+        self, settings: ServerSettings | None = None, *, ready: bool = True, oidc: OidcVerifier | None = None
+    ) -> None:
+        self.oidc = oidc
+        self.settings = settings or ServerSettings(insecure_http=True, token_wait_timeout=1.0)
+        self.index = StaticTokenIndex()
+        self.config = ConfigState(self.index)
+        if ready:
+            self.config.synced("1")
+        self.store = FakeTokenStore(self)
+        self.metrics = Metrics()
+        config_gauges(self.metrics, self.config)
+        self._entries: dict[str, list[TokenEntry]] = defaultdict(list)
+
+    @property
+    def context(self) -> ServerContext:
+        return ServerContext(
+            settings=self.settings,
+            config=self.config,
+            verifier=Verifier(static_tokens=self.index, oidc=self.oidc),
+            metrics=self.metrics,
+            token_store=self.store,
+        )
+
+    def add_token(
+        self,
+        name: str = "app",
+        *,
+        namespace: str = "team",
+        groups: tuple[str, ...] = (),
+        metadata: dict[str, str] | None = None,
+        expires_at: datetime | None = None,
+        created_at: datetime | None = None,
+        token: str | None = None,
+    ) -> tuple[str, TokenEntry]:
+        token = token or generate_token("kg_")
+        entry = TokenEntry(
+            sha256=hash_token(token),
+            token_id=str(uuid.uuid4()),
+            name=name,
+            namespace=namespace,
+            groups=groups,
+            metadata=metadata or {},
+            created_at=created_at or datetime.now(UTC).replace(microsecond=0),
+            expires_at=expires_at,
+        )
+        self.put(entry)
+        return token, entry
+
+    def admin(self) -> str:
+        token, _ = self.add_token("admin", namespace="kubegate-system", groups=(ADMIN_GROUP,))
+        return token
+
+    def put(self, entry: TokenEntry) -> None:
+        entries = [e for e in self._entries[SOURCE] if e.token_id != entry.token_id]
+        self._entries[SOURCE] = [*entries, entry]
+        self.config.replace_source(SOURCE, uuid.uuid4().hex, self._entries[SOURCE])
+
+    def drop(self, namespace: str, name: str) -> None:
+        self._entries[SOURCE] = [e for e in self._entries[SOURCE] if (e.namespace, e.name) != (namespace, name)]
+        self.config.replace_source(SOURCE, uuid.uuid4().hex, self._entries[SOURCE])
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[TestClient[Any, Any]]:
+        async with TestClient(TestServer(build_app(self.context))) as client:
+            yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,117 @@
+"""GET /auth/v1/tokens (paged), GET and DELETE /auth/v1/tokens/{id}."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from server_harness import Harness, bearer
+
+from kubegate.kube import ApiUnavailable
+from kubegate.settings import ServerSettings
+
+
+async def test_list_pages_through_every_valid_token_in_id_order() -> None:
+    harness = Harness()
+    admin = harness.admin()
+    for i in range(7):
+        harness.add_token(f"app-{i}")
+    harness.add_token("expired", expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    seen: list[str] = []
+    async with harness.client() as client:
+        page_token = ""
+        for _ in range(10):
+            response = await client.get(
+                "/auth/v1/tokens", headers=bearer(admin), params={"limit": "3", "pageToken": page_token}
+            )
+            assert response.status == 200
+            body = await response.json()
+            assert len(body["authentications"]) <= 3
+            seen += [a["id"] for a in body["authentications"]]
+            page_token = body["nextPageToken"]
+            if not page_token:
+                break
+    assert len(seen) == 8  # 7 apps and the admin; never the expired one
+    assert seen == sorted(seen)
+    names = {harness.index.by_id(i).name for i in seen}  # type: ignore[union-attr]
+    assert "expired" not in names
+
+
+async def test_list_needs_a_lister_group() -> None:
+    harness = Harness()
+    token, _ = harness.add_token("someone")
+    async with harness.client() as client:
+        response = await client.get("/auth/v1/tokens", headers=bearer(token))
+        assert response.status == 403
+        assert "listing tokens" in (await response.json())["message"]
+
+
+async def test_list_filters_by_method_and_checks_parameters() -> None:
+    harness = Harness()
+    admin = harness.admin()
+    async with harness.client() as client:
+        only_oidc = await client.get("/auth/v1/tokens?method=METHOD_OIDC", headers=bearer(admin))
+        assert (await only_oidc.json()) == {"authentications": [], "nextPageToken": ""}
+        for query in ("limit=0", "limit=1001", "limit=abc", "method=METHOD_X", "pageToken=garbage", "pageToken=%FF"):
+            response = await client.get(f"/auth/v1/tokens?{query}", headers=bearer(admin))
+            assert response.status == 400, query
+
+
+async def test_a_caller_reads_itself_but_needs_a_group_for_others() -> None:
+    harness = Harness()
+    token, entry = harness.add_token("me")
+    _, other = harness.add_token("other")
+    admin = harness.admin()
+    async with harness.client() as client:
+        assert (await client.get(f"/auth/v1/tokens/{entry.token_id}", headers=bearer(token))).status == 200
+        assert (await client.get(f"/auth/v1/tokens/{other.token_id}", headers=bearer(token))).status == 403
+        response = await client.get(f"/auth/v1/tokens/{other.token_id}", headers=bearer(admin))
+        assert (await response.json())["identity"]["username"] == "statictoken:team:other"
+        assert (await client.get("/auth/v1/tokens/no-such-id", headers=bearer(admin))).status == 404
+
+
+async def test_delete_removes_the_statictoken_and_answers_once_the_token_is_refused() -> None:
+    harness = Harness()
+    harness.store.propagation_delay = 0.2
+    admin = harness.admin()
+    token, entry = harness.add_token("doomed", namespace="apps")
+    async with harness.client() as client:
+        response = await client.delete(f"/auth/v1/tokens/{entry.token_id}", headers=bearer(admin))
+        assert response.status == 200
+        assert await response.json() == {}
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
+        assert (await client.delete(f"/auth/v1/tokens/{entry.token_id}", headers=bearer(admin))).status == 404
+    assert harness.store.deleted == [("apps", "doomed")]
+
+
+async def test_delete_needs_a_deleter_group() -> None:
+    harness = Harness(ServerSettings(insecure_http=True, delete_token_groups=["cleaners"]))
+    admin = harness.admin()
+    _, entry = harness.add_token("victim")
+    async with harness.client() as client:
+        response = await client.delete(f"/auth/v1/tokens/{entry.token_id}", headers=bearer(admin))
+        assert response.status == 403
+        assert "cleaners" in (await response.json())["message"]
+    assert harness.store.deleted == []
+
+
+async def test_delete_that_does_not_arrive_in_time_is_503_and_says_what_happened() -> None:
+    harness = Harness()
+    harness.store.propagation_delay = None
+    admin = harness.admin()
+    _, entry = harness.add_token("slow")
+    async with harness.client() as client:
+        response = await client.delete(f"/auth/v1/tokens/{entry.token_id}", headers=bearer(admin))
+        assert response.status == 503
+        assert "was deleted, but this server still accepts" in (await response.json())["message"]
+
+
+async def test_delete_while_the_api_is_down_is_503() -> None:
+    harness = Harness()
+    harness.store.delete_error = ApiUnavailable("no route to host")
+    admin = harness.admin()
+    token, entry = harness.add_token("survivor")
+    async with harness.client() as client:
+        response = await client.delete(f"/auth/v1/tokens/{entry.token_id}", headers=bearer(admin))
+        assert response.status == 503
+        assert response.headers["Retry-After"]
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200

@@ -1,0 +1,157 @@
+"""The engine: static tokens from memory, expiry at verification time, seams for the other kinds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Container
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kubegate.methods.token.tokens import hash_token
+from kubegate.validation_config.model import TokenEntry
+from kubegate.verify import (
+    CLIENT_TOKEN_TYP,
+    Authentication,
+    Identity,
+    Method,
+    StaticTokenIndex,
+    Unauthenticated,
+    Verifier,
+)
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def jwt(header: dict[str, str], payload: dict[str, str]) -> str:
+    def seg(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{seg(header)}.{seg(payload)}.c2ln"
+
+
+def index_with(token: str, *, expires_at: datetime | None) -> StaticTokenIndex:
+    index = StaticTokenIndex()
+    entry = TokenEntry(
+        sha256=hash_token(token),
+        token_id=str(uuid.uuid4()),
+        name="app",
+        namespace="team",
+        groups=("deployers",),
+        created_at=NOW - timedelta(days=1),
+        expires_at=expires_at,
+    )
+    index.replace_source("s", "1", [entry])
+    return index
+
+
+def at(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+async def test_known_static_token_is_authenticated() -> None:
+    verifier = Verifier(static_tokens=index_with("secret", expires_at=None), clock=lambda: at(NOW))
+    authentication = await verifier.verify("secret")
+    assert authentication.method is Method.TOKEN
+    assert authentication.identity.username == "statictoken:team:app"
+    assert authentication.identity.groups == ("deployers",)
+
+
+async def test_unknown_static_token_is_refused() -> None:
+    verifier = Verifier(static_tokens=index_with("secret", expires_at=None))
+    with pytest.raises(Unauthenticated) as refused:
+        await verifier.verify("secret2")
+    assert refused.value.reason == "unknown"
+
+
+async def test_expiry_is_checked_when_verifying_even_while_the_config_lists_the_token() -> None:
+    expires = NOW + timedelta(minutes=1)
+    index = index_with("secret", expires_at=expires)
+    now = [at(expires - timedelta(seconds=1))]
+    verifier = Verifier(static_tokens=index, clock=lambda: now[0])
+    assert (await verifier.verify("secret")).expires_at == expires
+    now[0] = at(expires)
+    with pytest.raises(Unauthenticated) as refused:
+        await verifier.verify("secret")
+    assert refused.value.reason == "expired"
+
+
+class RecordingOidc:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+
+    @property
+    def issuers(self) -> Container[str]:
+        return {"https://dex.example.com"}
+
+    async def verify(self, token: str, *, issuer: str | None) -> Authentication:
+        self.calls.append((token, issuer))
+        return _authentication(Method.OIDC)
+
+
+class RecordingClientTokens:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @property
+    def issuer(self) -> str:
+        return "https://kubegate.example.com"
+
+    async def verify(self, token: str) -> Authentication:
+        self.calls.append(token)
+        return _authentication(Method.KUBERNETES)
+
+
+def _authentication(method: Method) -> Authentication:
+    return Authentication(
+        id="x",
+        method=method,
+        expires_at=None,
+        created_at=NOW,
+        updated_at=NOW,
+        metadata={},
+        identity=Identity(username="someone", uid="x"),
+    )
+
+
+async def test_untrusted_issuer_never_reaches_a_provider() -> None:
+    oidc = RecordingOidc()
+    verifier = Verifier(static_tokens=StaticTokenIndex(), oidc=oidc)
+    with pytest.raises(Unauthenticated) as refused:
+        await verifier.verify(jwt({"alg": "RS256"}, {"iss": "https://evil.example.com"}))
+    assert refused.value.reason == "untrusted_issuer"
+    assert oidc.calls == []
+
+
+async def test_provider_token_goes_to_the_oidc_verifier_with_its_issuer() -> None:
+    oidc = RecordingOidc()
+    verifier = Verifier(static_tokens=StaticTokenIndex(), oidc=oidc)
+    token = jwt({"alg": "RS256"}, {"iss": "https://dex.example.com"})
+    assert (await verifier.verify(token)).method is Method.OIDC
+    assert oidc.calls == [(token, "https://dex.example.com")]
+
+
+async def test_client_token_goes_to_the_client_token_verifier_only() -> None:
+    clients, oidc = RecordingClientTokens(), RecordingOidc()
+    verifier = Verifier(static_tokens=StaticTokenIndex(), client_tokens=clients, oidc=oidc)
+    token = jwt({"alg": "ES256", "typ": CLIENT_TOKEN_TYP}, {"iss": "https://kubegate.example.com"})
+    assert (await verifier.verify(token)).method is Method.KUBERNETES
+    assert clients.calls == [token]
+    assert oidc.calls == []
+
+
+async def test_without_a_client_token_verifier_client_tokens_are_refused() -> None:
+    verifier = Verifier(static_tokens=StaticTokenIndex())
+    token = jwt({"alg": "ES256", "typ": CLIENT_TOKEN_TYP}, {"iss": "https://kubegate.example.com"})
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(token)
+
+
+async def test_a_static_token_is_never_sent_to_a_provider() -> None:
+    oidc = RecordingOidc()
+    verifier = Verifier(static_tokens=StaticTokenIndex(), oidc=oidc)
+    with pytest.raises(Unauthenticated):
+        await verifier.verify("kg_unknown-opaque-token")
+    assert oidc.calls == []

@@ -1,0 +1,128 @@
+"""The in-memory index: union of sources, de-duplicated by hash; changes and removals take effect."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from kubegate.methods.token.tokens import hash_token
+from kubegate.validation_config.model import TokenEntry
+from kubegate.verify import StaticTokenIndex, token_digest
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def entry(token: str, *, name: str = "app", groups: tuple[str, ...] = (), token_id: str | None = None) -> TokenEntry:
+    return TokenEntry(
+        sha256=hash_token(token),
+        token_id=token_id or str(uuid.uuid4()),
+        name=name,
+        namespace="team",
+        groups=groups,
+        metadata={"io.kubegate.auth.token.name": name},
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
+
+
+def test_lookup_by_digest_and_by_id() -> None:
+    index = StaticTokenIndex()
+    first = entry("token-1", name="one")
+    index.replace_source("shard-0", "v1", [first, entry("token-2", name="two")])
+
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert record.name == "one"
+    assert index.by_id(first.token_id) is record
+    assert index.lookup(token_digest("token-3")) is None
+    assert len(index) == 2
+    assert index.sources() == {"shard-0": "v1"}
+
+
+def test_digest_is_the_sha256_of_the_token() -> None:
+    assert token_digest("abc").hex() == hash_token("abc")
+
+
+def test_replacing_a_source_drops_what_it_no_longer_holds() -> None:
+    index = StaticTokenIndex()
+    gone = entry("token-1")
+    index.replace_source("shard-0", "v1", [gone, entry("token-2")])
+    index.replace_source("shard-0", "v2", [entry("token-2")])
+    assert index.lookup(token_digest("token-1")) is None
+    assert index.by_id(gone.token_id) is None
+    assert len(index) == 1
+
+
+def test_a_token_held_by_two_sources_survives_until_both_drop_it() -> None:
+    # The operator writes a new shard set before it deletes the old one.
+    index = StaticTokenIndex()
+    old = entry("token-1", groups=("old",))
+    new = entry("token-1", groups=("new",), token_id=old.token_id)
+    index.replace_source("old-set-000", "a", [old])
+    index.replace_source("new-set-000", "b", [new])
+    index.remove_source("old-set-000")
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert record.groups == ("new",)
+    index.remove_source("new-set-000")
+    assert index.lookup(token_digest("token-1")) is None
+    assert len(index) == 0
+
+
+def test_removing_the_newer_source_falls_back_to_the_other_copy() -> None:
+    index = StaticTokenIndex()
+    index.replace_source("a", "1", [entry("token-1", groups=("from-a",))])
+    index.replace_source("b", "1", [entry("token-1", groups=("from-b",))])
+    index.remove_source("b")
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert record.groups == ("from-a",)
+
+
+def test_changed_entry_changes_its_authentication() -> None:
+    index = StaticTokenIndex()
+    first = entry("token-1", groups=("before",))
+    index.replace_source("s", "1", [first])
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert index.authentication(token_digest("token-1"), record).identity.groups == ("before",)
+
+    index.replace_source("s", "2", [entry("token-1", groups=("after",), token_id=first.token_id)])
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert index.authentication(token_digest("token-1"), record).identity.groups == ("after",)
+
+
+def test_groups_that_would_break_a_header_are_dropped() -> None:
+    index = StaticTokenIndex()
+    index.replace_source("s", "1", [entry("token-1", groups=("ok", "bad\r\nX-Evil: 1", "a,b"))])
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert record.groups == ("ok",)
+
+
+def test_records_are_ordered_by_id_and_follow_changes() -> None:
+    index = StaticTokenIndex()
+    entries = [entry(f"token-{i}") for i in range(5)]
+    index.replace_source("s", "1", entries)
+    assert [r.token_id for r in index.records()] == sorted(e.token_id for e in entries)
+    index.replace_source("s", "2", entries[:2])
+    assert [r.token_id for r in index.records()] == sorted(e.token_id for e in entries[:2])
+
+
+def test_authentication_has_the_flipt_shape() -> None:
+    index = StaticTokenIndex()
+    e = entry("token-1", name="ci", groups=("deployers",))
+    index.replace_source("s", "1", [e])
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    body = record.authentication().model_dump(mode="json", by_alias=True)
+    assert body == {
+        "id": e.token_id,
+        "method": "METHOD_TOKEN",
+        "expiresAt": "2030-01-02T00:00:00Z",
+        "createdAt": "2030-01-01T00:00:00Z",
+        "updatedAt": "2030-01-01T00:00:00Z",
+        "metadata": {"io.kubegate.auth.token.name": "ci"},
+        "identity": {"username": "statictoken:team:ci", "uid": e.token_id, "groups": ["deployers"]},
+    }
