@@ -201,7 +201,11 @@ class KubeClient:
                 async for line in response.content:
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    try:
+                        event = json.loads(line)
+                    except ValueError as exc:
+                        # A garbled stream is a broken connection, not a fact about the objects.
+                        raise ApiUnavailable(f"watch {path}: undecodable event ({exc})") from exc
                     obj = event.get("object") or {}
                     if event.get("type") == "ERROR":
                         raise error_for(int(obj.get("code") or 500), obj)

@@ -28,6 +28,7 @@ from kubegate.operator.events import EventPoster
 from kubegate.operator.token_plan import IssuedToken, PreviousToken
 from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
+from kubegate.verify.classify import Kind, classify
 
 log = logging.getLogger(__name__)
 bootstrap_log = logging.getLogger("kubegate.bootstrap")
@@ -441,6 +442,16 @@ class TokenReconciler:
                     "InvalidToken",
                     f"key {ref.key!r} of Secret {ref.name} does not hold a usable token: it must be "
                     f"{MIN_BROUGHT_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} printable ASCII characters without spaces",
+                )
+            )
+        if classify(token, client_issuer=None, oidc_issuers=()).kind is not Kind.STATIC:
+            # The server would take it for a JWT (RFC 8725 3.12: kinds are told apart by shape) and never
+            # look it up as a static token.
+            raise _Stalled(
+                conditions.stalled(
+                    "InvalidToken",
+                    f"key {ref.key!r} of Secret {ref.name} holds a JWT-shaped value, which kubegate verifies as "
+                    "a JWT and never as a static token: use an opaque random token",
                 )
             )
         sha = hash_token(token)
