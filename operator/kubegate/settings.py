@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -135,6 +136,18 @@ class ServerSettings(BaseModel):
     """Prefix of groups returned to kube-apiserver by the TokenReview webhook."""
     webhook_audiences: list[str] = []
     """Audiences kubegate tokens are valid for in TokenReviews; unset: any requested audience."""
+    issuer_url: str | None = None
+    """External URL of this server: the `iss` of the client tokens it issues, and where /.well-known lives."""
+    client_token_audience: str = "kubegate"
+    """The `aud` of the client tokens this server issues and accepts."""
+    serviceaccount_bindings_file: str | None = None
+    """YAML list of bindings (namespaces, serviceAccounts, namespaceLabels, groups) that may exchange service-account tokens; unset: the Kubernetes method is off."""  # noqa: E501
+    serviceaccount_audiences: list[str] = []
+    """Audiences a service-account token must be issued for (sent in the TokenReview); unset: the API server's."""
+    serviceaccount_max_lifetime: Duration = "1h"
+    """Longest lifetime of a client token from a service-account exchange (it never outlives the service-account token)."""  # noqa: E501
+    serviceaccount_review_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
+    """Seconds a successful TokenReview is reused for the same token (never past its expiry); 0: no cache."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     """Largest request body accepted; larger bodies get 413."""
     access_log: bool = True
@@ -184,6 +197,28 @@ class ServerSettings(BaseModel):
         if not value and not has_cert:
             raise ValueError("set --tls-cert-file and --tls-key-file to serve HTTPS, or --insecure-http for plain HTTP")
         return value
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("use an absolute URL without query or fragment, such as https://kubegate.example.com")
+        return value.rstrip("/")
+
+    @field_validator("serviceaccount_bindings_file")
+    @classmethod
+    def _bindings_need_issuer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("issuer_url"):
+            raise ValueError("the Kubernetes method issues client tokens: set --issuer-url too")
+        return value
+
+    @property
+    def kubernetes_method(self) -> bool:
+        """Whether service-account tokens can be exchanged."""
+        return self.serviceaccount_bindings_file is not None
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -102,9 +102,16 @@ class ServerProcess:
 
 
 def start_server(
-    name: str, *, kubeconfig: Path, operator_namespace: str, log_dir: Path, extra: list[str] | None = None
+    name: str,
+    *,
+    kubeconfig: Path,
+    operator_namespace: str,
+    log_dir: Path,
+    extra: list[str] | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
-    (port,) = pick_free_ports(1)
+    if port is None:
+        (port,) = pick_free_ports(1)
     process = start_kubegate(
         name,
         [
@@ -232,3 +239,19 @@ class Forwarder:
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+def webhook_kubeconfig(path: Path, server_url: str) -> Path:
+    """The file kube-apiserver reads: `clusters` is the webhook, `users` how the apiserver calls it."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "kubegate", "cluster": {"server": f"{server_url}/apis/authentication.k8s.io/v1/tokenreviews"}}
+        ],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "webhook", "context": {"cluster": "kubegate", "user": "kube-apiserver"}}],
+        "current-context": "webhook",
+    }
+    path.write_text(json.dumps(config))
+    return path

@@ -24,6 +24,7 @@ from server_processes import (
     token_kubeconfig,
     wait_for,
     wait_ready,
+    webhook_kubeconfig,
 )
 
 from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_apiserver, stop_apiserver
@@ -31,22 +32,6 @@ from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_api
 pytestmark = pytest.mark.integration
 
 CACHE_TTL_SECONDS = 2
-
-
-def webhook_kubeconfig(path: Path, server_url: str) -> Path:
-    """The file kube-apiserver reads: `clusters` is the webhook, `users` how the apiserver calls it."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "kubegate", "cluster": {"server": f"{server_url}/apis/authentication.k8s.io/v1/tokenreviews"}}
-        ],
-        "users": [{"name": "kube-apiserver", "user": {}}],
-        "contexts": [{"name": "webhook", "context": {"cluster": "kubegate", "user": "kube-apiserver"}}],
-        "current-context": "webhook",
-    }
-    path.write_text(json.dumps(config))
-    return path
 
 
 @pytest.fixture

@@ -16,12 +16,16 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.token.store import IssuedToken, TokenNotIssued
 from kubegate.methods.token.tokens import generate_token, hash_token
 from kubegate.server.app import build_app, config_gauges
 from kubegate.server.config_state import ConfigState
 from kubegate.server.context import ServerContext
 from kubegate.server.metrics import Metrics
+from kubegate.server.revocations import Revocations
+from kubegate.server.signing_keys import SigningKeys
 from kubegate.settings import ADMIN_GROUP, ServerSettings
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
@@ -99,15 +103,22 @@ class Harness:
         self.metrics = Metrics()
         config_gauges(self.metrics, self.config)
         self._entries: dict[str, list[TokenEntry]] = defaultdict(list)
+        self.signing_keys: SigningKeys | None = None
+        self.revocations: Revocations | None = None
+        self.client_tokens: ClientTokenVerifier | None = None
+        self.exchange: Exchange | None = None
 
     @property
     def context(self) -> ServerContext:
         return ServerContext(
             settings=self.settings,
             config=self.config,
-            verifier=Verifier(static_tokens=self.index, oidc=self.oidc),
+            verifier=Verifier(static_tokens=self.index, oidc=self.oidc, client_tokens=self.client_tokens),
             metrics=self.metrics,
             token_store=self.store,
+            signing_keys=self.signing_keys,
+            revocations=self.revocations,
+            kubernetes_exchange=self.exchange,
         )
 
     def add_token(

@@ -7,19 +7,43 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
+from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.kube import KubeClient, load_connection
+from kubegate.kube.client import path_for
+from kubegate.kube.reflector import Reflector
+from kubegate.methods.kubernetes import bindings
+from kubegate.methods.kubernetes import http as kubernetes_method
+from kubegate.methods.kubernetes.exchange import Exchange
+from kubegate.methods.kubernetes.namespaces import NamespaceLabels
+from kubegate.methods.kubernetes.review import TokenReviewer
 from kubegate.methods.token import http as token_method
 from kubegate.methods.token.store import KubeStaticTokenStore
-from kubegate.server import log_filters, path_health, path_method, path_self, path_tokenreview, path_tokens, path_verify
+from kubegate.resources.duration import parse_duration
+from kubegate.server import (
+    log_filters,
+    path_health,
+    path_method,
+    path_self,
+    path_tokenreview,
+    path_tokens,
+    path_verify,
+    path_wellknown,
+)
+from kubegate.server import revocations as revocation_list
+from kubegate.server import signing_keys as key_watch
 from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
 from kubegate.server.config_state import ConfigState
 from kubegate.server.config_watch import ConfigWatcher
 from kubegate.server.context import CONTEXT, ServerContext
 from kubegate.server.metrics import Metrics
 from kubegate.server.middleware import observe
+from kubegate.server.revocations import Revocations
+from kubegate.server.signing_keys import SigningKeys
 from kubegate.server.tls import ReloadingTLS
 from kubegate.settings import ServerSettings
 from kubegate.verify import StaticTokenIndex, Verifier
@@ -33,6 +57,8 @@ _ROUTES = (
     path_health.register,
     path_method.register,
     token_method.register,
+    kubernetes_method.register,
+    path_wellknown.register,
     path_self.register,
     path_tokens.register,
     path_verify.register,
@@ -89,6 +115,67 @@ def config_gauges(metrics: Metrics, config: ConfigState) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ClientTokens:
+    """What a server that issues client tokens holds besides the static tokens."""
+
+    signing_keys: SigningKeys
+    revocations: Revocations
+    verifier: ClientTokenVerifier
+    watches: tuple[Reflector, ...]
+
+
+def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens | None:
+    """Keys, deny-list and verifier of client tokens, when this server issues them (it has an issuer URL)."""
+    if settings.issuer_url is None:
+        return None
+    namespace = settings.operator_namespace
+    signing_keys = SigningKeys()
+    revocations = Revocations(client, namespace)
+    verifier = ClientTokenVerifier(
+        issuer=settings.issuer_url,
+        audience=settings.client_token_audience,
+        keys=signing_keys.current,
+        revoked=revocations.contains,
+    )
+    watches = (
+        Reflector(
+            client=client,
+            path=path_for(plural="secrets", namespace=namespace),
+            sink=signing_keys,
+            what="signing keys",
+            label_selector=key_watch.LABEL_SELECTOR,
+        ),
+        Reflector(
+            client=client,
+            path=path_for(plural="configmaps", namespace=namespace),
+            sink=revocations,
+            what="revocation list",
+            label_selector=revocation_list.LABEL_SELECTOR,
+        ),
+    )
+    return ClientTokens(signing_keys=signing_keys, revocations=revocations, verifier=verifier, watches=watches)
+
+
+def kubernetes_exchange(settings: ServerSettings, client: KubeClient, tokens: ClientTokens | None) -> Exchange | None:
+    """The service-account exchange, when configured; its bindings file is read (and checked) here, at start."""
+    if settings.serviceaccount_bindings_file is None or tokens is None or settings.issuer_url is None:
+        return None
+    return Exchange(
+        review=TokenReviewer(
+            client,
+            audiences=settings.serviceaccount_audiences,
+            cache_seconds=settings.serviceaccount_review_cache_seconds,
+        ).review,
+        namespace_labels=NamespaceLabels(client),
+        bindings=bindings.load(Path(settings.serviceaccount_bindings_file)),
+        keys=tokens.signing_keys.current,
+        issuer=settings.issuer_url,
+        audience=settings.client_token_audience,
+        max_lifetime=parse_duration(settings.serviceaccount_max_lifetime).total_seconds(),
+    )
+
+
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run the server until `stop` is set or the process gets SIGTERM or SIGINT."""
     stop = stop or asyncio.Event()
@@ -109,12 +196,16 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         config = ConfigState(index)
         metrics = Metrics()
         config_gauges(metrics, config)
+        tokens = client_tokens(settings, client)
         context = ServerContext(
             settings=settings,
             config=config,
-            verifier=Verifier(static_tokens=index),
+            verifier=Verifier(static_tokens=index, client_tokens=tokens.verifier if tokens else None),
             metrics=metrics,
             token_store=KubeStaticTokenStore(client),
+            signing_keys=tokens.signing_keys if tokens else None,
+            revocations=tokens.revocations if tokens else None,
+            kubernetes_exchange=kubernetes_exchange(settings, client, tokens),
         )
         sink = AccessLogSink()
         runner = web.AppRunner(
@@ -132,6 +223,7 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         tasks = [
             asyncio.create_task(watcher.run(), name="config-watch"),
             asyncio.create_task(sink.run(), name="access-log"),
+            *(asyncio.create_task(w.run(), name=f"watch-{i}") for i, w in enumerate(tokens.watches if tokens else ())),
         ]
         if tls is not None:
             tasks.append(asyncio.create_task(tls.run(), name="tls-reload"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from kubegate.server.context import context_of
 from kubegate.server.responses import json_response
 from kubegate.verify.model import Method, ResponseModel
 
@@ -22,19 +23,24 @@ class ListMethodsResponse(ResponseModel):
     methods: list[MethodInfo]
 
 
-# Service-account exchange and OIDC login arrive with their issues; until then they are listed as off.
-_METHODS = ListMethodsResponse(
-    methods=[
-        MethodInfo(method=Method.TOKEN, enabled=True, session_compatible=False, metadata={}),
-        MethodInfo(method=Method.KUBERNETES, enabled=False, session_compatible=False, metadata={}),
-        MethodInfo(method=Method.OIDC, enabled=False, session_compatible=True, metadata={}),
-    ]
-)
-
-
 def register(app: web.Application) -> None:
     app.router.add_get(PATH, list_methods)
 
 
 async def list_methods(request: web.Request) -> web.Response:
-    return json_response(_METHODS)
+    context = context_of(request)
+    # OIDC login arrives with its own issue; until then it is listed as off.
+    return json_response(
+        ListMethodsResponse(
+            methods=[
+                MethodInfo(method=Method.TOKEN, enabled=True, session_compatible=False, metadata={}),
+                MethodInfo(
+                    method=Method.KUBERNETES,
+                    enabled=context.kubernetes_exchange is not None,
+                    session_compatible=False,
+                    metadata={},
+                ),
+                MethodInfo(method=Method.OIDC, enabled=False, session_compatible=True, metadata={}),
+            ]
+        )
+    )

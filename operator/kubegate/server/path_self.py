@@ -11,10 +11,11 @@ from pydantic import AwareDatetime
 from kubegate.kube import ApiError, ApiUnavailable, NotFound
 from kubegate.server.auth import authenticate
 from kubegate.server.bodies import RequestModel, read_json
-from kubegate.server.context import context_of
-from kubegate.server.errors import ApiProblem, from_kube, unavailable
+from kubegate.server.context import ServerContext, context_of
+from kubegate.server.errors import ApiProblem, field_error, from_kube, unavailable
+from kubegate.server.path_tokens import revoke_client_token
 from kubegate.server.responses import empty_response, json_response
-from kubegate.verify.model import Method
+from kubegate.verify.model import Authentication, Method
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,18 @@ async def get_self(request: web.Request) -> web.Response:
     return json_response(await authenticate(request))
 
 
+async def _expire_client_token(context: ServerContext, caller: Authentication, body: ExpireSelfRequest) -> web.Response:
+    """A client token cannot be re-signed with an earlier expiry: it is revoked, now and only now."""
+    if context.revocations is None:
+        raise ApiProblem(400, "invalid_argument", f"this server cannot expire a {caller.method} authentication")
+    if body.expires_at is not None and body.expires_at > datetime.now(UTC):
+        raise field_error("expiresAt", "a client token can only be expired now: leave expiresAt out")
+    until = caller.expires_at.timestamp() if caller.expires_at is not None else None
+    await revoke_client_token(context, caller.id, until=until)
+    log.info("client token %s revoked at its own request", caller.id)
+    return empty_response()
+
+
 async def expire_self(request: web.Request) -> web.Response:
     """A static token expires by setting `spec.expiresAt` on its StaticToken (the whole resource, every
     token of it); the answer comes once this server no longer accepts the token at the new time."""
@@ -45,7 +58,7 @@ async def expire_self(request: web.Request) -> web.Response:
     body = await read_json(request, ExpireSelfRequest, allow_empty=True)
     at = (body.expires_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     if caller.method is not Method.TOKEN:
-        raise ApiProblem(400, "invalid_argument", f"expiring a {caller.method} authentication is not supported yet")
+        return await _expire_client_token(context, caller, body)
     record = context.config.index.by_id(caller.id)
     if record is None:
         raise unavailable("the token was removed while the request ran; it is no longer valid")

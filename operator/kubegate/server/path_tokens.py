@@ -16,6 +16,7 @@ from kubegate.server.auth import authenticate, require_any_group
 from kubegate.server.context import ServerContext, context_of
 from kubegate.server.errors import field_error, from_kube, not_found, unavailable
 from kubegate.server.responses import empty_response, json_response
+from kubegate.server.revocations import RevocationListFull
 from kubegate.verify import Authentication, StaticTokenRecord
 from kubegate.verify.model import Method, ResponseModel
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 PATH = "/auth/v1/tokens"
 ITEM_PATH = "/auth/v1/tokens/{id}"
 DEFAULT_LIMIT = 100
+# Used only before the operator published its signing keys (which say how long client tokens live).
+MAX_CLIENT_TOKEN_LIFETIME = 24 * 3600
 MAX_LIMIT = 1000
 _PAGE_TOKEN_PREFIX = "after:"
 
@@ -70,8 +73,9 @@ async def get_token(request: web.Request) -> web.Response:
     context = context_of(request)
     caller = await authenticate(request)
     token_id = request.match_info["id"]
-    if token_id != caller.id:
-        require_any_group(caller, context.settings.list_token_groups, action="reading other tokens")
+    if token_id == caller.id:
+        return json_response(caller)  # a client token's own authentication: kubegate stores no copy of it
+    require_any_group(caller, context.settings.list_token_groups, action="reading other tokens")
     return json_response(_record(context, token_id).authentication())
 
 
@@ -82,6 +86,11 @@ async def delete_token(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     require_any_group(caller, context.settings.delete_token_groups, action="deleting tokens")
     token_id = request.match_info["id"]
+    static = context.config.index.by_id(token_id)
+    if (static is None or static.expired(time.time())) and context.revocations is not None:
+        await revoke_client_token(context, token_id, until=None)
+        log.info("revoked client token %s for %s", token_id, caller.identity.username)
+        return empty_response()
     record = _record(context, token_id)
     try:
         await context.token_store.delete(record.namespace, record.name)
@@ -100,6 +109,25 @@ async def delete_token(request: web.Request) -> web.Response:
         "deleted token %s (StaticToken %s/%s) for %s", token_id, record.namespace, record.name, caller.identity.username
     )
     return empty_response()
+
+
+async def revoke_client_token(context: ServerContext, token_id: str, *, until: float | None) -> None:
+    """Deny a client token on every replica until it would have expired anyway.
+
+    Client tokens are stateless: an id that is no static token is taken for one, and without its expiry
+    (`until` None) it is denied for the longest lifetime a client token can have.
+    """
+    assert context.revocations is not None
+    if until is None:
+        keyset = context.signing_keys.current() if context.signing_keys is not None else None
+        lifetime = keyset.max_token_lifetime_seconds if keyset is not None else MAX_CLIENT_TOKEN_LIFETIME
+        until = time.time() + lifetime
+    try:
+        await context.revocations.revoke(token_id, until=until)
+    except RevocationListFull as exc:
+        raise unavailable(str(exc)) from None
+    except (ApiError, ApiUnavailable) as exc:
+        raise from_kube(exc, "write the revocation list") from None
 
 
 def _record(context: ServerContext, token_id: str) -> StaticTokenRecord:

@@ -1,0 +1,75 @@
+"""`POST /auth/v1/method/kubernetes/serviceaccount`: exchange a service-account token for a client token.
+
+Flipt's documented call sends the JSON with `curl --data`, that is as a form content type, and with the
+snake_case field name; both are accepted, as are `application/json` and `serviceAccountToken`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from pydantic import Field
+
+from kubegate.methods.kubernetes.bindings import Refusal
+from kubegate.methods.kubernetes.exchange import NoSigningKey
+from kubegate.methods.kubernetes.review import ReviewRefused, ReviewUnavailable
+from kubegate.server.bodies import RequestModel, parse_json
+from kubegate.server.context import context_of
+from kubegate.server.errors import ApiProblem, invalid, unavailable
+from kubegate.server.responses import json_response
+from kubegate.verify import Authentication
+from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+from kubegate.verify.model import ResponseModel
+
+log = logging.getLogger(__name__)
+PATH = "/auth/v1/method/kubernetes/serviceaccount"
+_ACCEPTED_TYPES = ("", "application/json", "application/x-www-form-urlencoded", "text/plain")
+
+
+class ExchangeRequest(RequestModel):
+    service_account_token: str = Field(min_length=1, max_length=MAX_CREDENTIAL_LENGTH)
+    """The service-account token, as mounted in the pod (a JWT)."""
+
+
+class ExchangeResponse(ResponseModel):
+    client_token: str
+    authentication: Authentication
+
+
+def register(app: web.Application) -> None:
+    app.router.add_post(PATH, exchange_token)
+
+
+def refused(message: str) -> ApiProblem:
+    """401 saying which rule refused the service-account token (it is the caller's own, so no secret leaks)."""
+    return ApiProblem(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def exchange_token(request: web.Request) -> web.Response:
+    exchange = context_of(request).kubernetes_exchange
+    if exchange is None:
+        raise ApiProblem(
+            404,
+            "method_disabled",
+            "the Kubernetes method is not enabled on this server: start it with --issuer-url and "
+            "--serviceaccount-bindings-file",
+        )
+    if request.content_type.startswith("multipart/") or (
+        request.content_type not in _ACCEPTED_TYPES and not request.content_type.endswith("+json")
+    ):
+        raise ApiProblem(415, "unsupported_media_type", "send the body as JSON ('Content-Type: application/json')")
+    raw = await request.read()
+    if not raw.strip():
+        raise invalid('the request needs a JSON body: {"serviceAccountToken": "<token>"}')
+    body = parse_json(raw, ExchangeRequest)
+    try:
+        exchanged = await exchange.exchange(body.service_account_token)
+    except (ReviewRefused, Refusal) as exc:
+        log.info("service-account exchange refused: %s", exc)
+        raise refused(str(exc)) from None
+    except (ReviewUnavailable, NoSigningKey) as exc:
+        raise unavailable(f"cannot exchange the token now: {exc}") from None
+    identity = exchanged.authentication.identity
+    log.info("issued client token %s to %s", exchanged.authentication.id, identity.username)
+    return json_response(ExchangeResponse(client_token=exchanged.client_token, authentication=exchanged.authentication))

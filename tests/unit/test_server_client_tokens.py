@@ -1,0 +1,263 @@
+"""Client tokens on the server: the service-account exchange, discovery, verification on every surface,
+revocation through the deny-list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+from server_harness import Harness, bearer
+
+from kubegate.client_tokens import keys
+from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.kube import AlreadyExists, Conflict, NotFound
+from kubegate.methods.kubernetes.bindings import Binding
+from kubegate.methods.kubernetes.exchange import Exchange
+from kubegate.methods.kubernetes.review import ReviewedAccount, ReviewRefused, ReviewUnavailable
+from kubegate.server.revocations import Revocations
+from kubegate.server.signing_keys import SigningKeys
+from kubegate.settings import ServerSettings
+
+ISSUER = "https://kubegate.test"
+SA_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+ACCOUNT = ReviewedAccount(
+    namespace="apps", name="web", uid="sa-uid", pod_name="web-0", pod_uid="pod-uid", expires_at=time.time() + 600
+)
+
+
+class FakeConfigMaps:
+    """The three calls Revocations makes, with resourceVersion checks like the API server's."""
+
+    def __init__(self) -> None:
+        self.object: dict[str, Any] | None = None
+        self.version = 0
+
+    async def get(self, path: str) -> dict[str, Any]:
+        if self.object is None:
+            raise NotFound(status=404, reason="NotFound", message="not found")
+        return self.object
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.object is not None:
+            raise AlreadyExists(status=409, reason="AlreadyExists", message="exists")
+        return self._store(body)
+
+    async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.object is not None
+        if body["metadata"]["resourceVersion"] != self.object["metadata"]["resourceVersion"]:
+            raise Conflict(status=409, reason="Conflict", message="changed")
+        return self._store(body)
+
+    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        self.object = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        return self.object
+
+
+class Reviews:
+    def __init__(self) -> None:
+        self.outcome: ReviewedAccount | Exception = ACCOUNT
+
+    async def __call__(self, token: str) -> ReviewedAccount:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+async def _labels(namespace: str) -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps]]:
+    settings = ServerSettings(insecure_http=True, token_wait_timeout=1.0, issuer_url=ISSUER)
+    harness = Harness(settings)
+    signing = SigningKeys()
+    signing.keyset = keys.initial(datetime.now(UTC) - timedelta(minutes=1), max_token_lifetime=timedelta(hours=2))
+    configmaps = FakeConfigMaps()
+    revocations = Revocations(configmaps, "kubegate-system")  # type: ignore[arg-type]
+    reviews = Reviews()
+    harness.signing_keys = signing
+    harness.revocations = revocations
+    harness.client_tokens = ClientTokenVerifier(
+        issuer=ISSUER, audience="kubegate", keys=signing.current, revoked=revocations.contains
+    )
+    harness.exchange = Exchange(
+        review=reviews,
+        namespace_labels=_labels,
+        bindings=[Binding(namespaces=("apps",), service_accounts=("web",), groups=("web-apps",))],
+        keys=signing.current,
+        issuer=ISSUER,
+        audience="kubegate",
+        max_lifetime=3600,
+    )
+    async with harness.client() as client:
+        yield harness, reviews, client, configmaps
+
+
+async def _exchange(client: TestClient[Any, Any], **kwargs: Any) -> Any:
+    return await client.post("/auth/v1/method/kubernetes/serviceaccount", **kwargs)
+
+
+async def test_flipt_documented_call_works(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+) -> None:
+    _, _, client, _ = setup
+    # curl --data sends a form content type and the snake_case field name.
+    response = await _exchange(
+        client,
+        data=f'{{"service_account_token":"{SA_TOKEN}"}}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    auth = body["authentication"]
+    assert auth["method"] == "METHOD_KUBERNETES"
+    assert auth["metadata"] == {
+        "io.kubegate.auth.k8s.namespace": "apps",
+        "io.kubegate.auth.k8s.serviceaccount.name": "web",
+        "io.kubegate.auth.k8s.serviceaccount.uid": "sa-uid",
+        "io.kubegate.auth.k8s.pod.name": "web-0",
+        "io.kubegate.auth.k8s.pod.uid": "pod-uid",
+    }
+    expires = datetime.fromisoformat(auth["expiresAt"]).timestamp()
+    assert abs(expires - int(ACCOUNT.expires_at or 0)) <= 1
+    claims = jwt.decode(body["clientToken"], options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"], claims["jti"]) == (ISSUER, "kubegate", auth["id"])
+
+    self_response = await client.get("/auth/v1/self", headers=bearer(body["clientToken"]))
+    assert self_response.status == 200
+    assert (await self_response.json())["id"] == auth["id"]
+    verify = await client.get("/auth/v1/verify", headers=bearer(body["clientToken"]))
+    assert verify.status == 200
+    assert verify.headers["X-Auth-Request-User"] == "serviceaccount:apps:web"
+    assert verify.headers["X-Auth-Request-Groups"] == "web-apps"
+
+
+async def test_json_with_camel_case_works_and_the_expiry_is_capped(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+) -> None:
+    _, reviews, client, _ = setup
+    reviews.outcome = ReviewedAccount(
+        namespace="apps", name="web", uid="u", pod_name=None, pod_uid=None, expires_at=time.time() + 86400
+    )
+    response = await _exchange(client, json={"serviceAccountToken": SA_TOKEN})
+    body = await response.json()
+    assert response.status == 200
+    assert "io.kubegate.auth.k8s.pod.name" not in body["authentication"]["metadata"]
+    expires = datetime.fromisoformat(body["authentication"]["expiresAt"]).timestamp()
+    assert expires <= time.time() + 3600 + 1  # capped by the configured maximum
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "fragment"),
+    [
+        (
+            ReviewRefused("the Kubernetes API server refused the service-account token: pod not found"),
+            401,
+            "pod not found",
+        ),
+        (ReviewRefused("the service-account token is not for the audience kubegate expects (x)"), 401, "audience"),
+        (
+            ReviewedAccount(namespace="other", name="web", uid="u", pod_name=None, pod_uid=None, expires_at=None),
+            401,
+            "namespace 'other' is not allowed",
+        ),
+        (ReviewUnavailable("the Kubernetes API server cannot be reached"), 503, "cannot be reached"),
+    ],
+)
+async def test_refusals_say_which_rule(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps], outcome: Any, status: int, fragment: str
+) -> None:
+    _, reviews, client, _ = setup
+    reviews.outcome = outcome
+    response = await _exchange(client, json={"serviceAccountToken": SA_TOKEN})
+    assert response.status == status
+    body = await response.json()
+    assert fragment in body["message"]
+    if status == 503:
+        assert response.headers["Retry-After"]
+    else:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": "not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ({"json": {}}, 400),
+        ({"json": {"serviceAccountToken": 42}}, 400),
+        ({"json": {"serviceAccountToken": SA_TOKEN, "extra": 1}}, 400),
+        ({"data": b"x", "headers": {"Content-Type": "image/png"}}, 415),
+        ({"data": "", "headers": {"Content-Type": "application/json"}}, 400),
+    ],
+)
+async def test_bad_bodies_are_4xx(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps], kwargs: dict[str, Any], status: int
+) -> None:
+    _, _, client, _ = setup
+    response = await _exchange(client, **kwargs)
+    assert response.status == status
+
+
+async def test_discovery_and_jwks(setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps]) -> None:
+    harness, _, client, _ = setup
+    discovery = await (await client.get("/.well-known/openid-configuration")).json()
+    assert discovery["issuer"] == ISSUER
+    assert discovery["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
+    assert discovery["id_token_signing_alg_values_supported"] == ["ES256"]
+    jwks = await (await client.get("/.well-known/jwks.json")).json()
+    assert harness.signing_keys is not None
+    assert harness.signing_keys.keyset is not None
+    assert jwks == harness.signing_keys.keyset.jwks()
+    methods = await (await client.get("/auth/v1/method")).json()
+    assert {m["method"]: m["enabled"] for m in methods["methods"]}["METHOD_KUBERNETES"] is True
+
+
+async def test_revoking_a_client_token_by_id_and_by_itself(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+) -> None:
+    harness, _, client, configmaps = setup
+    first = await (await _exchange(client, json={"serviceAccountToken": SA_TOKEN})).json()
+    second = await (await _exchange(client, json={"serviceAccountToken": SA_TOKEN})).json()
+    admin = harness.admin()
+
+    deleted = await client.delete(f"/auth/v1/tokens/{first['authentication']['id']}", headers=bearer(admin))
+    assert deleted.status == 200
+    assert (await client.get("/auth/v1/self", headers=bearer(first["clientToken"]))).status == 401
+    assert (await client.get("/auth/v1/self", headers=bearer(second["clientToken"]))).status == 200
+
+    expired = await client.put("/auth/v1/self/expire", headers=bearer(second["clientToken"]))
+    assert expired.status == 200
+    assert (await client.get("/auth/v1/self", headers=bearer(second["clientToken"]))).status == 401
+    assert configmaps.object is not None
+    assert first["authentication"]["id"] in configmaps.object["data"]["revoked.json"]
+
+
+async def test_a_rotated_key_keeps_old_tokens_valid_and_signs_new_ones(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+) -> None:
+    harness, _, client, _ = setup
+    assert harness.signing_keys is not None
+    assert harness.signing_keys.keyset is not None
+    old_kid = harness.signing_keys.keyset.active().kid
+    before = await (await _exchange(client, json={"serviceAccountToken": SA_TOKEN})).json()
+    harness.signing_keys.keyset = keys.rotate(harness.signing_keys.keyset, datetime.now(UTC))
+    after = await (await _exchange(client, json={"serviceAccountToken": SA_TOKEN})).json()
+    assert jwt.get_unverified_header(before["clientToken"])["kid"] == old_kid
+    assert jwt.get_unverified_header(after["clientToken"])["kid"] == harness.signing_keys.keyset.active().kid != old_kid
+    for token in (before["clientToken"], after["clientToken"]):
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+
+
+async def test_the_exchange_is_off_without_configuration() -> None:
+    async with Harness().client() as client:
+        response = await _exchange(client, json={"serviceAccountToken": SA_TOKEN})
+        assert response.status == 404
+        assert "--serviceaccount-bindings-file" in (await response.json())["message"]
+        assert (await client.get("/.well-known/jwks.json")).status == 404
