@@ -195,3 +195,32 @@ def test_a_third_party_library_verifies_with_the_published_jwks() -> None:
     decoded = jose_jwt.decode(token(ks), jose_keys, algorithms=["ES256"])
     assert decoded.claims["jti"] == "tid-1"
     assert decoded.header["kid"] == ks.active().kid
+
+
+def test_repeat_verifications_still_check_expiry_revocation_and_key_withdrawal() -> None:
+    ks = keyset()
+    now = [T0]
+    revoked: set[str] = set()
+    current: list[keys.KeySet | None] = [ks]
+    v = ClientTokenVerifier(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        keys=lambda: current[0],
+        revoked=lambda jti: jti in revoked,
+        clock=lambda: now[0].timestamp(),  # noqa: PLW0108 - reads the clock the test moves
+    )
+    first, second, third = token(ks, token_id="a"), token(ks, token_id="b"), token(ks, token_id="c")
+    for t in (first, second, third):
+        v.verify_now(t)
+        v.verify_now(t)  # from the cache
+    revoked.add("a")
+    with pytest.raises(Unauthenticated):
+        v.verify_now(first)
+    now[0] = T0 + timedelta(minutes=11)
+    with pytest.raises(Unauthenticated) as expired:
+        v.verify_now(second)
+    assert expired.value.reason == "expired"
+    now[0] = T0
+    current[0] = keys.initial(T0, max_token_lifetime=timedelta(hours=1))  # the old key withdrawn
+    with pytest.raises(Unauthenticated):
+        v.verify_now(third)

@@ -3,6 +3,7 @@ deny-list. What passes becomes an `Authentication` like any other credential's."
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from kubegate.verify.errors import Unauthenticated
 from kubegate.verify.model import Authentication, Identity, Method
 
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
+VERIFIED_CACHE_SIZE = 16_384
+"""Tokens whose signature was verified, kept to skip ES256 on repeat requests (about 2 KiB each)."""
 # Only methods that issue client tokens; a static token is never a JWT.
 _METHODS = {Method.KUBERNETES.value: Method.KUBERNETES, Method.OIDC.value: Method.OIDC}
 
@@ -37,6 +40,7 @@ class ClientTokenVerifier:
         self._revoked = revoked
         self._clock = clock
         self._leeway = leeway
+        self._verified: dict[bytes, tuple[Authentication, float, str]] = {}
 
     @property
     def issuer(self) -> str:
@@ -46,7 +50,34 @@ class ClientTokenVerifier:
         return self.verify_now(token)
 
     def verify_now(self, token: str) -> Authentication:
-        """Raise Unauthenticated unless `token` is a valid, unrevoked client token signed by a published key."""
+        """Raise Unauthenticated unless `token` is a valid, unrevoked client token signed by a published key.
+
+        A signature that checked out once is not checked again: the result is kept under the token's
+        SHA-256. Expiry, the deny-list and whether the signing key is still published (a key withdrawn
+        after a compromise ends its tokens at once) are checked on every call.
+        """
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            authentication, expires, kid = cached
+            keyset = self._keys()
+            if keyset is None or keyset.by_kid(kid) is None:
+                del self._verified[digest]
+                raise Unauthenticated("unknown")
+            if self._clock() >= expires + self._leeway:
+                del self._verified[digest]
+                raise Unauthenticated("expired")
+            if self._revoked(authentication.id):
+                raise Unauthenticated("unknown")
+            return authentication
+        authentication, kid = self._verify_signed(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        assert authentication.expires_at is not None
+        self._verified[digest] = (authentication, authentication.expires_at.timestamp(), kid)
+        return authentication
+
+    def _verify_signed(self, token: str) -> tuple[Authentication, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -71,7 +102,7 @@ class ClientTokenVerifier:
             )
         except jwt.PyJWTError:
             raise Unauthenticated("unknown") from None
-        return self._authentication(claims, keyset)
+        return self._authentication(claims, keyset), key.kid
 
     def _authentication(self, claims: dict[str, Any], keyset: KeySet) -> Authentication:
         issued, expires = claims["iat"], claims["exp"]
