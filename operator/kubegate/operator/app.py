@@ -33,6 +33,7 @@ STALLED_BACKOFF_CAP = 300.0
 KOPF_PREFIX = "kopf.kubegate.dev"
 # How often the signing keys are checked for a scheduled rotation or a key to drop.
 SIGNING_KEY_CHECK = 60.0
+WORKER_LIMIT = 64
 
 
 def _backoff(retry: int) -> float:
@@ -158,6 +159,11 @@ class Operator:
         settings.posting.reporting_component = "kubegate-operator"
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
+        # Thousands of tokens at once (a GitOps sync) must not become thousands of concurrent workers:
+        # a bounded pool is as fast and keeps the peak memory down.
+        settings.queueing.worker_limit = WORKER_LIMIT
+        # A worker holds its slot while it waits for more events of its object; let go quickly.
+        settings.queueing.idle_timeout = 0.5
         # Only the key Secret, filtered by the API server: the operator never lists every Secret.
         settings.watching.label_selectors["v1", "secrets"] = f"{keys.LABEL}={keys.LABEL_VALUE}"
         await self.writer.start()

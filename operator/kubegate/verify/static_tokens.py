@@ -27,7 +27,7 @@ from kubegate.verify.model import Authentication, Identity, Method
 
 log = logging.getLogger(__name__)
 
-AUTHENTICATION_CACHE_SIZE = 4096
+AUTHENTICATION_CACHE_SIZE = 16_384
 """Authentications kept ready for the most used tokens (about 2 KiB each); building one takes microseconds."""
 # A group name must fit in one comma-separated header value (forward auth) without changing meaning.
 _BAD_GROUP = re.compile(r"[\x00-\x1f\x7f,]")
