@@ -1,0 +1,264 @@
+"""Throughput and latency of /auth/v1/verify and the TokenReview webhook, next to a bare aiohttp endpoint.
+
+    .venv/bin/python bench/verify_throughput.py [--tokens 10000] [--memory-tokens 50000] [--seconds 10]
+
+Needs `wrk` (Debian: apt-get install wrk). Starts its own dev cluster, writes the validation config for
+N valid static tokens straight into its Secrets (as the operator would), runs `kubegate server` (plain
+HTTP on loopback, pinned to CPU 1) and a bare aiohttp app answering 200 (pinned to CPU 1 too, run
+after), and loads each with wrk (pinned to CPU 0, 64 connections, every request a different token).
+Prints requests/s, p50 and p99 for each and the ratio to the bare endpoint; then the server's resident
+memory with --memory-tokens tokens loaded. Everything it starts is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
+from kubegate.kube import KubeClient, load_connection
+from kubegate.kube.client import path_for
+from kubegate.methods.token.tokens import generate_token, hash_token, new_token_id
+from kubegate.validation_config.model import TokenEntry
+from kubegate.validation_config.registry import Registry
+from kubegate.validation_config.shards import (
+    DATA_KEY,
+    DIGEST_ANNOTATION,
+    SHARD_INDEX_ANNOTATION,
+    SHARD_LABEL,
+    SHARD_LABEL_VALUE,
+    encode_shard,
+)
+
+NAMESPACE = "kubegate-system"
+SHARDS = 64
+BARE_APP = """
+import hashlib, sys
+from aiohttp import web
+table = {hashlib.sha256(str(i).encode()).digest(): i for i in range(10000)}
+async def ok(request):
+    # A POST's body is read, as any endpoint that answers from its body must: the same work kubegate does.
+    if request.can_read_body:
+        await request.read()
+    return web.Response(text="ok")
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+WRK_SCRIPT = """
+tokens = {}
+for line in io.lines("%(tokens)s") do tokens[#tokens + 1] = line end
+local i = 0
+local mode = "%(mode)s"
+request = function()
+  i = i %% #tokens + 1
+  if mode == "review" then
+    local body = '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"' .. tokens[i] .. '"}}'
+    local headers = {["Content-Type"] = "application/json"}
+    return wrk.format("POST", "/apis/authentication.k8s.io/v1/tokenreviews", headers, body)
+  end
+  return wrk.format("GET", "/auth/v1/verify", {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    cpu_us: float = float("nan")
+    """Server CPU time (user + system) per request, in microseconds: steadier than req/s on a shared VM."""
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(name: str, url: str, script: Path, seconds: int, *, server_pid: int | None = None) -> Result:
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    out = subprocess.run(
+        ["taskset", "-c", "0", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu = (cpu_seconds(server_pid) - cpu_before) / total * 1e6 if server_pid else float("nan")
+    return Result(name, rps, p50, p99, int(bad.group(1)) if bad else 0, cpu)
+
+
+async def write_config(count: int) -> list[str]:
+    """Write `count` valid tokens into the validation config the way the operator lays it out."""
+    tokens = [generate_token() for _ in range(count)]
+    registry = Registry(SHARDS)
+    now = datetime.now(UTC)
+    for i, token in enumerate(tokens):
+        entry = TokenEntry(
+            sha256=hash_token(token),
+            token_id=new_token_id(),
+            name=f"bench-{i:06d}",
+            namespace="bench",
+            groups=("bench",),
+            metadata={"io.kubegate.auth.token.name": f"bench_{i}"},
+            created_at=now,
+        )
+        registry.set(("bench", entry.name), [entry])
+    async with KubeClient(load_connection()) as client:
+        collection = path_for(plural="secrets", namespace=NAMESPACE)
+        existing, _ = await client.list_all(collection, label_selector=f"{SHARD_LABEL}={SHARD_LABEL_VALUE}")
+        for secret in existing:
+            await client.delete(f"{collection}/{secret['metadata']['name']}")
+        for shard in range(SHARDS):
+            encoded = encode_shard(registry.shard_entries(shard))
+            await client.create(
+                collection,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {
+                        "name": f"kubegate-static-tokens-{SHARDS}-{shard:03d}",
+                        "labels": {SHARD_LABEL: SHARD_LABEL_VALUE},
+                        "annotations": {SHARD_INDEX_ANNOTATION: f"{shard}/{SHARDS}", DIGEST_ANNOTATION: encoded.digest},
+                    },
+                    "data": {DATA_KEY: encoded.data},
+                },
+            )
+    return tokens
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+@contextmanager
+def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["taskset", "-c", "1", *args], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def server_args(port: int, *, access_log: bool) -> list[str]:
+    return [
+        sys.executable, "-m", "kubegate", "server", "--insecure-http", "--address", f"127.0.0.1:{port}",
+        "--operator-namespace", NAMESPACE, "--log-level", "WARNING",
+        "--access-log" if access_log else "--no-access-log",
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=10_000)
+    parser.add_argument("--memory-tokens", type=int, default=50_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        state = start_cluster(state_dir=tmp / "cluster", name="bench", die_with_parent=True)
+        try:
+            Kubectl(state)("create", "namespace", NAMESPACE)
+            os.environ["KUBECONFIG"] = str(state.kubeconfig)
+            tokens = asyncio.run(write_config(args.tokens))
+            (tmp / "tokens.txt").write_text("\n".join(tokens) + "\n")
+            scripts = {}
+            for mode in ("verify", "review"):
+                scripts[mode] = tmp / f"{mode}.lua"
+                scripts[mode].write_text(WRK_SCRIPT % {"tokens": tmp / "tokens.txt", "mode": mode})
+            results: list[Result] = []
+            port = 18443
+            with process([sys.executable, "-c", BARE_APP, str(port + 1)], tmp / "bare.log") as bare_app:
+                bare_url = f"http://127.0.0.1:{port + 1}"
+                wait_ready(bare_url + "/")
+                run_wrk("warm-up", bare_url, scripts["verify"], 3)
+                # The same requests as each kubegate endpoint gets: a GET with a header, a POST with a body.
+                for mode in ("verify", "review"):
+                    name = f"bare aiohttp 200 ({mode} requests)"
+                    results.append(run_wrk(name, bare_url, scripts[mode], args.seconds, server_pid=bare_app.pid))
+            for access_log in (False, True):
+                with process(server_args(port, access_log=access_log), tmp / "server.log") as server:
+                    url = f"http://127.0.0.1:{port}"
+                    wait_ready(f"{url}/readyz")
+                    suffix = " (access log on)" if access_log else ""
+                    run_wrk("warm-up", url, scripts["verify"], 3)  # first requests fill caches; not measured
+                    for mode, name in (("verify", "/auth/v1/verify"), ("review", "TokenReview")):
+                        results.append(run_wrk(name + suffix, url, scripts[mode], args.seconds, server_pid=server.pid))
+            bare = {"verify": results[0], "review": results[1]}
+            print(
+                f"\n{args.tokens} valid static tokens loaded; wrk -t1 -c64 -d{args.seconds}s, a new token each request"
+            )
+            print(
+                f"{'endpoint':36} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} "
+                f"{'CPU us/req':>11} {'bare/CPU':>9} {'non-2xx':>8}"
+            )
+            for r in results:
+                base = bare["review" if "review" in r.name or "TokenReview" in r.name else "verify"]
+                print(
+                    f"{r.name:36} {r.rps:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.rps / base.rps:8.2f} "
+                    f"{r.cpu_us:11.1f} {base.cpu_us / r.cpu_us:9.2f} {r.non_2xx:8d}"
+                )
+
+            asyncio.run(write_config(args.memory_tokens))
+            with process(server_args(port, access_log=True), tmp / "server.log") as server:
+                wait_ready(f"http://127.0.0.1:{port}/readyz")
+                time.sleep(1)
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+                    loaded = re.search(r"^kubegate_config_tokens (\S+)$", response.read().decode(), re.M)
+                print(
+                    f"\nserver memory with {args.memory_tokens} tokens loaded: {rss_mib(server.pid):.0f} MiB RSS "
+                    f"(tokens in memory: {loaded.group(1) if loaded else '?'})"
+                )
+        finally:
+            stop_cluster(tmp / "cluster")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
