@@ -6,7 +6,7 @@ import random
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from kubegate.methods.token.tokens import PREFIX_PATTERN
 from kubegate.resources.common import DNS_LABEL_PATTERN
@@ -15,6 +15,17 @@ from kubegate.resources.duration import Duration
 DEFAULT_NAMESPACE = "kubegate-system"
 ADMIN_GROUP = "kubegate:admin"
 BOOTSTRAP_NAME = "initial-bootstrap-token"
+
+
+def _log_level_name(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+LogLevel = Annotated[str, AfterValidator(_log_level_name)]
+"""A log level name, upper-cased; one of DEBUG, INFO, WARNING, ERROR."""
 
 
 def _random_priority() -> int:
@@ -69,7 +80,7 @@ class OperatorSettings(BaseModel):
     """Peering priority; the live replica with the highest one acts. Default: random per replica."""
     health_address: str = "0.0.0.0:8081"
     """Address of the liveness endpoint (/healthz)."""
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
     @field_validator("token_prefix")
@@ -81,13 +92,6 @@ class OperatorSettings(BaseModel):
             )
         return value
 
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
-        return level
 
     def bootstrap_secret_ref(self) -> tuple[str, str] | None:
         """The (name, key) of a known bootstrap token, from `bootstrap_token_secret`."""
@@ -152,7 +156,7 @@ class ServerSettings(BaseModel):
     """Largest request body accepted; larger bodies get 413."""
     access_log: bool = True
     """Log one line per request (method, route, status, duration; never headers, cookies or query strings)."""
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
     @field_validator("webhook_username_prefix", "webhook_groups_prefix")
@@ -177,13 +181,6 @@ class ServerSettings(BaseModel):
             raise ValueError("use HOST:PORT, for example 0.0.0.0:8443")
         return value
 
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
-        return level
 
     @field_validator("insecure_http")
     @classmethod

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from server_processes import KubegateProcess, ServerProcess, install_crds, start_operator, start_server
 
 from kubegate.devcluster import ClusterState, DevClusterError, Kubectl, find_binaries, start_cluster, stop_cluster
 from kubegate.resources.crd import KINDS
@@ -58,3 +59,26 @@ def crds(kubectl: Kubectl) -> list[str]:
     names = [f"{k.plural}.{k.group}" for k in KINDS]
     kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
     return names
+
+
+@pytest.fixture
+def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
+    """`kubegate operator` watching only the test's namespace, which is also its operator namespace."""
+    install_crds(kubectl)
+    process = start_operator(dev_cluster, namespace, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def server(
+    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    """`kubegate server` (plain HTTP on loopback) beside the `operator` fixture."""
+    process = start_server("server", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -8,7 +8,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,9 +20,7 @@ from server_processes import (
     ServerProcess,
     apply_static_token,
     bootstrap_token,
-    install_crds,
     read_token,
-    start_operator,
     start_server,
     wait_ready,
 )
@@ -32,16 +30,6 @@ from kubegate.devcluster import ClusterState, Kubectl, start_apiserver, stop_api
 pytestmark = pytest.mark.integration
 
 CATCH_UP_TIMEOUT = 30.0  # the watcher retries at least every 10 s
-
-
-@pytest.fixture
-def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
-    install_crds(kubectl)
-    process = start_operator(dev_cluster, namespace, tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def forwarded_kubeconfig(source: Path, target: Path, port: int) -> Path:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,37 +12,13 @@ from server_processes import (
     KubegateProcess,
     ServerProcess,
     bootstrap_token,
-    install_crds,
-    start_operator,
-    start_server,
     wait_for,
     wait_ready,
 )
 
-from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster import Kubectl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
-    install_crds(kubectl)
-    process = start_operator(dev_cluster, namespace, tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture
-def server(
-    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
-) -> Iterator[ServerProcess]:
-    process = start_server("server", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 async def test_flipt_documented_flow(

@@ -16,8 +16,6 @@ from server_processes import (
     KubegateProcess,
     ServerProcess,
     apply_static_token,
-    install_crds,
-    start_operator,
     start_server,
     wait_ready,
 )
@@ -32,16 +30,6 @@ TRIES = 50
 BOUND_SECONDS = 2.0
 POLL_SECONDS = 0.02
 TRY_TIMEOUT = 20.0
-
-
-@pytest.fixture
-def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
-    install_crds(kubectl)
-    process = start_operator(dev_cluster, namespace, tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

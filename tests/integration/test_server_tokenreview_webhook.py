@@ -14,13 +14,9 @@ from typing import Any
 
 import pytest
 from server_processes import (
-    KubegateProcess,
     ServerProcess,
     apply_static_token,
-    install_crds,
     read_token,
-    start_operator,
-    start_server,
     token_kubeconfig,
     wait_for,
     wait_ready,
@@ -32,27 +28,6 @@ from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_api
 pytestmark = pytest.mark.integration
 
 CACHE_TTL_SECONDS = 2
-
-
-@pytest.fixture
-def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
-    install_crds(kubectl)
-    process = start_operator(dev_cluster, namespace, tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture
-def server(
-    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
-) -> Iterator[ServerProcess]:
-    process = start_server("server", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
