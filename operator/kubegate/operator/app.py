@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -241,12 +240,8 @@ async def ensure_peering(client: KubeClient, settings: OperatorSettings, namespa
 
 
 async def run(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
-    """Run the operator until `stop_flag` is set or the process gets SIGINT or SIGTERM."""
-    if stop_flag is None:
-        stop_flag = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop_flag.set)
+    """Run the operator until `stop_flag` is set or the process gets SIGINT or SIGTERM (kopf handles those;
+    a stop flag of ours that no signal sets would hold its exit for 5 s)."""
     connection = load_connection()
     async with KubeClient(connection, user_agent="kubegate-operator") as client:
         operator = Operator(settings=settings, client=client)
