@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,28 @@ def test_two_replicas_one_acts_the_other_takes_over(
         apply(kubectl, *(token_resource(n) for n in second), namespace=apps)
         eventually(lambda: _ready_names(kubectl, apps) >= set(second), timeout=90, what="the standby to take over")
         assert set(_generated(logs[1 - active_index])) == set(second)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_expired_tokens_are_deleted_after_the_grace_period_when_asked(
+    dev_cluster: ClusterState, kubectl: Kubectl, namespaces: tuple[str, str], tmp_path: Path
+) -> None:
+    operator_ns, apps = namespaces
+    apply(kubectl, token_resource("short-lived", ttl="3s"), token_resource("long-lived", ttl="1h"), namespace=apps)
+    run = {"kubeconfig": dev_cluster.kubeconfig, "operator_namespace": operator_ns, "namespaces": [apps]}
+    with operator(log_file=tmp_path / "op.log", extra=["--no-bootstrap", "--delete-expired-after", "3s"], **run):  # type: ignore[arg-type]
+        eventually(lambda: _ready_names(kubectl, apps) >= {"short-lived", "long-lived"}, timeout=30, what="Ready")
+        expires = kubectl.json("get", "statictoken", "-n", apps, "short-lived")["status"]["expiresAt"]
+        eventually(
+            lambda: kubectl("get", "statictoken", "-n", apps, "short-lived", check=False).returncode != 0,
+            timeout=30,
+            what="the expired StaticToken to be deleted",
+        )
+        events = [e for e in kubectl.json("get", "events", "-n", apps)["items"] if e["reason"] == "DeletingExpired"]
+        assert [e["involvedObject"]["name"] for e in events] == ["short-lived"]
+        # Deleted no sooner than the grace period after expiry (timestamps have whole seconds).
+        assert _time(events[0]["firstTimestamp"]) >= _time(expires) + timedelta(seconds=3)
+    assert _ready_names(kubectl, apps) == {"long-lived"}
