@@ -88,6 +88,7 @@ def from_arguments(model: type[M], args: argparse.Namespace, environ: Mapping[st
         problems = []
         for error in exc.errors():
             field_name = str(error["loc"][0]) if error["loc"] else ""
-            where = sources.get(field_name, field_name)
-            problems.append(f"{where}: {error['msg']}")
+            info = model.model_fields.get(field_name)
+            where = sources.get(field_name) or (flag_name(field_name, info) if info else field_name)
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

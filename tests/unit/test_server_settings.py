@@ -46,10 +46,10 @@ def test_flags_and_environment() -> None:
         (("--insecure-http", "--tls-cert-file", "c", "--tls-key-file", "k"), "exclude each other"),
         (
             ("--insecure-http", "--webhook-groups-prefix", "system:"),
-            "--webhook-groups-prefix: Value error, must not start",
+            "--webhook-groups-prefix: must not start",
         ),
         (("--insecure-http", "--webhook-username-prefix", "system:x"), "must not start with 'system:'"),
-        (("--insecure-http", "--address", "8443"), "--address: Value error, use HOST:PORT"),
+        (("--insecure-http", "--address", "8443"), "--address: use HOST:PORT"),
         (("--insecure-http", "--token-wait-timeout", "0"), "--token-wait-timeout"),
         (("--insecure-http", "--operator-namespace", "Bad_NS"), "--operator-namespace"),
     ],
