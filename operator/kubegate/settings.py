@@ -92,7 +92,6 @@ class OperatorSettings(BaseModel):
             )
         return value
 
-
     def bootstrap_secret_ref(self) -> tuple[str, str] | None:
         """The (name, key) of a known bootstrap token, from `bootstrap_token_secret`."""
         if not self.bootstrap_token_secret:
@@ -180,7 +179,6 @@ class ServerSettings(BaseModel):
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("use HOST:PORT, for example 0.0.0.0:8443")
         return value
-
 
     @field_validator("insecure_http")
     @classmethod
