@@ -31,7 +31,7 @@ import aiohttp
 
 from kubegate.devcluster import ClusterState, Kubectl, start_cluster, stop_cluster
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 
 sys.path.insert(0, str(Path(__file__).parent))
 from verify_throughput import Result, process, run_wrk, wait_ready

@@ -23,12 +23,13 @@ from pathlib import Path
 
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
+from kubegate.resources import StaticToken
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_NS, APPS_NS = "kubegate-system", "bench"
-TOKENS = path_for(group="kubegate.dev", version="v1alpha1", plural="statictokens", namespace=APPS_NS)
+TOKENS = StaticToken.path(namespace=APPS_NS)
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.methods.token.tokens import generate_token, hash_token, new_token_id
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.registry import Registry

@@ -17,13 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.devcluster.ports import pick_free_ports
 from kubegate.devcluster.processes import spawn, stop
+from support import eventually
 
 STOP_TIMEOUT = 15.0
 _CLIENT_TOKEN = re.compile(r'client_token="([^"]+)"')
@@ -56,17 +56,6 @@ def start_kubegate(name: str, args: list[str], *, kubeconfig: Path, log_dir: Pat
     return KubegateProcess(name=name, pid=started.pid, start_time=started.start_time, log_file=log_file)
 
 
-def wait_for(check: Any, *, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def start_operator(cluster: ClusterState, namespace: str, log_dir: Path) -> KubegateProcess:
     (health_port,) = pick_free_ports(1)
     return start_kubegate(
@@ -88,7 +77,7 @@ def bootstrap_token(operator: KubegateProcess, *, timeout: float = 60.0) -> str:
         match = _CLIENT_TOKEN.search(operator.log())
         return match.group(1) if match else None
 
-    token: str = wait_for(found, timeout=timeout, what=f"the bootstrap token in the log of {operator.name}")
+    token: str = eventually(found, timeout=timeout, what=f"the bootstrap token in the log of {operator.name}")
     return token
 
 
@@ -166,7 +155,7 @@ def read_token(kubectl: Kubectl, namespace: str, secret: str, *, timeout: float 
             return None
         return base64.b64decode(result.stdout).decode()
 
-    value: str = wait_for(token, timeout=timeout, what=f"Secret {namespace}/{secret} to hold a token")
+    value: str = eventually(token, timeout=timeout, what=f"Secret {namespace}/{secret} to hold a token")
     return value
 
 

@@ -24,14 +24,13 @@ from server_processes import (
     start_kubegate,
     start_server,
     token_kubeconfig,
-    wait_for,
     webhook_kubeconfig,
 )
 
 from kubegate.client_tokens import keys
 from kubegate.devcluster import ClusterState, Kubectl, start_apiserver, stop_apiserver
 from kubegate.devcluster.ports import pick_free_ports
-from support import http
+from support import eventually, http
 
 pytestmark = pytest.mark.integration
 AUDIENCE = "kubegate-test"
@@ -117,7 +116,7 @@ def env(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path_factory: pytest.Te
             )
             servers.append(server)
         for server in servers:
-            wait_for(lambda s=server: http.get(s.url + "/.well-known/jwks.json")[0] == 200, timeout=60, what="keys")
+            eventually(lambda s=server: http.get(s.url + "/.well-known/jwks.json")[0] == 200, timeout=60, what="keys")
         for ns, sa in ((apps, "web"), (apps, "worker-1"), (apps, "stranger"), (other, "allowed"), (other, "web")):
             kubectl("create", "serviceaccount", "-n", ns, sa)
         kubectl("create", "-n", apps, "-f", "-", stdin=_pod("web-0", "web"))
@@ -209,7 +208,7 @@ def test_a_deleted_pod_ends_the_exchange(env: Env) -> None:
     assert _exchange(env.server, sa_token)[0] == 200
     env.kubectl("delete", "pod", "-n", env.apps, "web-1", "--wait=true")
     # kube-apiserver keeps successful token authentications for 10 s, kubegate reviews for 2 s here.
-    _, body = wait_for(
+    _, body = eventually(
         lambda: (r := _exchange(env.server, sa_token))[0] == 401 and r, timeout=40, what="the exchange to be refused"
     )
     assert "refused the service-account token" in body["message"]
@@ -251,13 +250,13 @@ def test_key_rotation_keeps_old_tokens_and_signs_new_ones_with_the_new_kid(env: 
     env.kubectl(
         "annotate", "secret", "-n", env.operator_namespace, keys.SECRET_NAME, f"kubegate.dev/rotate={uuid.uuid4().hex}"
     )
-    new_kid = wait_for(lambda: (kid := _keyset(env).active().kid) != old_kid and kid, timeout=30, what="a new key")
+    new_kid = eventually(lambda: (kid := _keyset(env).active().kid) != old_kid and kid, timeout=30, what="a new key")
 
     def signed_with_new_key() -> dict[str, Any] | None:
         status, body = _exchange(env.server, env.sa_token("web"))
         return body if status == 200 and jwt.get_unverified_header(body["clientToken"])["kid"] == new_kid else None
 
-    after = wait_for(signed_with_new_key, timeout=10, what="tokens signed with the new key", interval=0.5)
+    after = eventually(signed_with_new_key, timeout=10, what="tokens signed with the new key", interval=0.5)
     for server in env.servers:
         assert _self(server, before["clientToken"])[0] == 200  # still within its lifetime: still valid
         assert _self(server, after["clientToken"])[0] == 200
@@ -284,7 +283,7 @@ def test_revocation_reaches_every_replica_within_two_seconds(env: Env) -> None:
     status, _ = http.delete(env.servers[0].url + f"/auth/v1/tokens/{token_id}", token=admin)
     assert status == 200
     revoked_at = time.monotonic()
-    wait_for(lambda: _self(env.servers[1], body["clientToken"])[0] == 401, timeout=2, what="the other replica")
+    eventually(lambda: _self(env.servers[1], body["clientToken"])[0] == 401, timeout=2, what="the other replica")
     print(f"revocation seen by the second replica after {time.monotonic() - revoked_at:.2f}s")
     configmap = env.kubectl.json("get", "configmap", "-n", env.operator_namespace, "kubegate-revoked-client-tokens")
     assert token_id in configmap["data"]["revoked.json"]
@@ -317,7 +316,7 @@ def _bootstrap_like_admin(env: Env) -> str:
         value = base64.b64decode(result.stdout).decode()
         return value if http.get(env.server.url + "/auth/v1/self", token=value)[0] == 200 else None
 
-    found: str = wait_for(token, timeout=60, what="the admin token to be accepted")
+    found: str = eventually(token, timeout=60, what="the admin token to be accepted")
     return found
 
 
@@ -339,7 +338,7 @@ def test_api_unreachable_gives_503_not_401(env: Env, tmp_path: Path) -> None:
         port=port,
     )
     try:
-        wait_for(lambda: http.get(server.url + "/.well-known/jwks.json")[0] == 200, timeout=60, what="keys")
+        eventually(lambda: http.get(server.url + "/.well-known/jwks.json")[0] == 200, timeout=60, what="keys")
         stop_apiserver(env.cluster.state_dir, name="exchange-outage")
         status, body = _exchange(server, sa_token)
         assert status == 503, body

@@ -12,11 +12,11 @@ from server_processes import (
     KubegateProcess,
     ServerProcess,
     bootstrap_token,
-    wait_for,
     wait_ready,
 )
 
 from kubegate.devcluster import Kubectl
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_flipt_documented_flow(
         assert refused.status == 401
         assert refused.headers["WWW-Authenticate"] == "Bearer"
         name = resource["metadata"]["name"]
-        wait_for(
+        eventually(
             lambda: kubectl("get", "statictoken", name, "-n", namespace, check=False).returncode != 0,
             timeout=30,
             what=f"StaticToken {name} to be gone",

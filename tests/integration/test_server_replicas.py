@@ -22,7 +22,7 @@ from server_processes import (
 
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.kube import KubeClient, NotFound, load_connection
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 
 pytestmark = pytest.mark.integration
 

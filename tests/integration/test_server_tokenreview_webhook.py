@@ -18,12 +18,12 @@ from server_processes import (
     apply_static_token,
     read_token,
     token_kubeconfig,
-    wait_for,
     wait_ready,
     webhook_kubeconfig,
 )
 
 from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_apiserver, stop_apiserver
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_kubectl_with_a_static_token_through_the_webhook(
         tmp_path / "token.kubeconfig", server=webhook_apiserver.url, ca_file=kubectl.state.state_dir / "pki" / "ca.crt"
     )
 
-    user = wait_for(lambda: whoami(kubectl, kubeconfig, token), timeout=30, what="kubectl auth whoami to succeed")
+    user = eventually(lambda: whoami(kubectl, kubeconfig, token), timeout=30, what="kubectl auth whoami to succeed")
     assert user["username"] == f"kubegate:statictoken:{namespace}:deployer"
     assert "kubegate:deployers" in user["groups"]
     assert "system:authenticated" in user["groups"]
@@ -91,7 +91,7 @@ async def test_kubectl_with_a_static_token_through_the_webhook(
 
     kubectl("delete", "statictoken", "deployer", "-n", namespace)
     deleted = time.monotonic()
-    wait_for(
+    eventually(
         lambda: whoami(kubectl, kubeconfig, token) is None,
         timeout=CACHE_TTL_SECONDS + 30,
         what="the deleted token to be refused by kube-apiserver",

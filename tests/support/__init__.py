@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2) -> T:
+def eventually(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1) -> T:
     """Poll until `check` returns something other than None or False, at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

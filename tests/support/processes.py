@@ -41,10 +41,6 @@ class Process:
             )
         return self
 
-    @property
-    def running(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
-
     def stop(self, *, kill: bool = False, timeout: float = 20.0) -> None:
         if self._popen is None:
             return

@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
 
 import aiohttp
 
@@ -28,27 +27,6 @@ class WatchEvent:
     type: str
     """ADDED, MODIFIED, DELETED or BOOKMARK."""
     object: dict[str, Any]
-
-
-def path_for(
-    *,
-    plural: str,
-    group: str = "",
-    version: str = "v1",
-    namespace: str | None = None,
-    name: str | None = None,
-    subresource: str | None = None,
-) -> str:
-    """The REST path of a collection or object: /api/v1/... for the core group, /apis/... otherwise."""
-    parts = ["/api", version] if not group else ["/apis", group, version]
-    if namespace is not None:
-        parts += ["namespaces", quote(namespace, safe="")]
-    parts.append(plural)
-    if name is not None:
-        parts.append(quote(name, safe=""))
-    if subresource is not None:
-        parts.append(subresource)
-    return "/".join(parts)
 
 
 class KubeClient:

@@ -11,7 +11,7 @@ import kopf
 
 from kubegate.client_tokens import keys
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, load_connection
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.operator.bootstrap import ensure_bootstrap_token
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
@@ -70,9 +70,9 @@ class Operator:
 
     async def list_token_keys(self) -> set[Key]:
         paths = (
-            [path_for(group=GROUP, version=VERSION, plural=PLURAL, namespace=ns) for ns in self.watched_namespaces]
+            [StaticToken.path(namespace=ns) for ns in self.watched_namespaces]
             if self.watched_namespaces
-            else [path_for(group=GROUP, version=VERSION, plural=PLURAL)]
+            else [StaticToken.path()]
         )
         keys: set[Key] = set()
         for path in paths:

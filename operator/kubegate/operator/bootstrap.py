@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubegate.kube import AlreadyExists, KubeClient, NotFound
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.operator.statictoken import BOOTSTRAP_LABEL
 from kubegate.resources.statictoken import SecretKeyRef, StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
@@ -48,9 +48,7 @@ async def ensure_bootstrap_token(client: KubeClient, settings: OperatorSettings)
     if not (settings.token_method and settings.bootstrap):
         return "disabled"
     namespace = settings.operator_namespace
-    tokens = path_for(
-        group=StaticToken.group, version=StaticToken.version, plural=StaticToken.plural, namespace=namespace
-    )
+    tokens = StaticToken.path(namespace=namespace)
     marker_path = path_for(plural="configmaps", namespace=namespace, name=MARKER_NAME)
     try:
         await client.get(f"{tokens}/{BOOTSTRAP_NAME}")

@@ -8,13 +8,14 @@ shard and tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.validation_config.registry import Key, Registry
 from kubegate.validation_config.shards import (
     DATA_KEY,
@@ -72,8 +73,6 @@ class ConfigWriter:
         self._changed = asyncio.Event()
         self._written = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.writes = 0
-        """Shard writes (create, replace, delete) since start; tests and benchmarks read it."""
 
     @property
     def _collection(self) -> str:
@@ -221,7 +220,6 @@ class ConfigWriter:
             # tokens we have not reconciled ourselves, and write again on the next round.
             await self._reload(shard, name)
             raise Conflict(status=409, reason="Conflict", message=f"shard {name} changed; reloaded") from None
-        self.writes += 1
         self._known[shard] = _Known(name, encoded.digest, written["metadata"]["resourceVersion"])
         log.debug("validation config: wrote %s (%d entries)", name, encoded.entries)
 
@@ -239,8 +237,5 @@ class ConfigWriter:
         self.registry.dirty.add(shard)
 
     async def _delete(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             await self._client.delete(f"{self._collection}/{name}")
-            self.writes += 1
-        except NotFound:
-            pass

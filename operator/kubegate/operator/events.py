@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kubegate.kube import ApiError, ApiUnavailable, KubeClient
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 
 log = logging.getLogger(__name__)
 COMPONENT = "kubegate-operator"

@@ -13,7 +13,7 @@ from typing import Any
 
 from kubegate.client_tokens import keys
 from kubegate.kube import AlreadyExists, KubeClient, NotFound
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.operator.token_plan import ROTATE_ANNOTATION
 from kubegate.resources.duration import parse_duration
 from kubegate.settings import OperatorSettings

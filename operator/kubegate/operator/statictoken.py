@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubegate.kube import AlreadyExists, ApiUnavailable, Conflict, KubeClient, NotFound
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.methods.token.tokens import MAX_TOKEN_LENGTH, generate_token, hash_token, new_token_id
 from kubegate.operator import conditions, token_plan
 from kubegate.operator.conditions import Outcome
@@ -117,8 +117,6 @@ class TokenReconciler:
         self._events = events
         self._clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.generated = 0
-        """Tokens generated since start (rotations included); tests and benchmarks read it."""
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -142,15 +140,7 @@ class TokenReconciler:
         key = (namespace, name)
         async with self._lock(key):
             try:
-                body = await self._client.get(
-                    path_for(
-                        group=StaticToken.group,
-                        version=StaticToken.version,
-                        plural=StaticToken.plural,
-                        namespace=namespace,
-                        name=name,
-                    )
-                )
+                body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
             except NotFound:
                 return None
             except ApiUnavailable as exc:
@@ -316,7 +306,6 @@ class TokenReconciler:
             # Another reconcile (or an earlier run that died before writing status) stored a token:
             # use that one rather than a second token.
             raise Conflict(status=409, reason="AlreadyExists", message=f"Secret {secret_name} appeared") from None
-        self.generated += 1
         log.info("generated token %s for StaticToken %s/%s", token_id, meta["namespace"], meta["name"])
         if self._is_bootstrap(body) and self._settings.bootstrap_log_token:
             bootstrap_log.info("access token created", extra={"client_token": token})
@@ -355,7 +344,6 @@ class TokenReconciler:
             )
         collection = path_for(plural="secrets", namespace=meta["namespace"])
         stored = await self._client.replace(f"{collection}/{secret_name}", replacement)
-        self.generated += 1
         log.info(
             "rotated StaticToken %s/%s: token %s replaces %s",
             meta["namespace"],
@@ -495,14 +483,7 @@ class TokenReconciler:
             return
         if outcome.kind in ("stalled", "expired") and (previous_ready or {}).get("reason") != outcome.reason:
             await self._events.post(body, type_="Warning", reason=outcome.reason, message=outcome.message)
-        path = path_for(
-            group=StaticToken.group,
-            version=StaticToken.version,
-            plural=StaticToken.plural,
-            namespace=meta["namespace"],
-            name=meta["name"],
-            subresource="status",
-        )
+        path = StaticToken.path(namespace=meta["namespace"], name=meta["name"], subresource="status")
         try:
             await self._client.patch(path, {"status": new})
         except NotFound:
@@ -518,13 +499,7 @@ class TokenReconciler:
             reason="DeletingExpired",
             message=f"deleting: expired more than {self._settings.delete_expired_after} ago",
         )
-        path = path_for(
-            group=StaticToken.group,
-            version=StaticToken.version,
-            plural=StaticToken.plural,
-            namespace=meta["namespace"],
-            name=meta["name"],
-        )
+        path = StaticToken.path(namespace=meta["namespace"], name=meta["name"])
         with contextlib.suppress(NotFound):
             await self._client.delete(path)
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from kubegate.kube.paths import path_for
 from kubegate.resources.common import API_VERSION, GROUP, VERSION, Model
 
 
@@ -33,6 +34,18 @@ class ResourceKind(Model):
     @classmethod
     def crd_name(cls) -> str:
         return f"{cls.plural}.{cls.group}"
+
+    @classmethod
+    def path(cls, *, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        """The REST path of this kind's collection (in `namespace`, or across all) or of one object."""
+        return path_for(
+            group=cls.group,
+            version=cls.version,
+            plural=cls.plural,
+            namespace=namespace,
+            name=name,
+            subresource=subresource,
+        )
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> ResourceKind:

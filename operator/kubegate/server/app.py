@@ -14,7 +14,7 @@ from aiohttp import web
 
 from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.kube.reflector import Reflector
 from kubegate.methods.kubernetes import bindings
 from kubegate.methods.kubernetes import http as kubernetes_method

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from kubegate.kube import WatchEvent
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.kube.reflector import Reflector, Source
 from kubegate.server.config_state import ConfigState
 from kubegate.validation_config.shards import DATA_KEY, DIGEST_ANNOTATION, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubegate.kube import AlreadyExists, Conflict, KubeClient, NotFound, WatchEvent
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 
 log = logging.getLogger(__name__)
 NAME = "kubegate-revoked-client-tokens"

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from kubegate.kube import ApiError, ApiUnavailable, KubeClient, NotFound
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.methods.kubernetes.review import ReviewUnavailable
 
 

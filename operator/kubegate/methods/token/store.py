@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubegate.kube import KubeClient, NotFound
-from kubegate.kube.client import path_for
+from kubegate.kube.paths import path_for
 from kubegate.resources.statictoken import StaticToken
 
 TOKEN_KEY = "token"
@@ -63,23 +63,13 @@ class StaticTokenStore(Protocol):
         ...
 
 
-def _resource_path(namespace: str, name: str | None = None) -> str:
-    return path_for(
-        group=StaticToken.group,
-        version=StaticToken.version,
-        plural=StaticToken.plural,
-        namespace=namespace,
-        name=name,
-    )
-
-
 class KubeStaticTokenStore:
     def __init__(self, client: KubeClient) -> None:
         self._client = client
 
     async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
         namespace = resource["metadata"]["namespace"]
-        created = await self._client.create(_resource_path(namespace), resource)
+        created = await self._client.create(StaticToken.path(namespace=namespace), resource)
         name = created["metadata"]["name"]
         try:
             return await asyncio.wait_for(self._issued(namespace, name), timeout)
@@ -93,7 +83,7 @@ class KubeStaticTokenStore:
 
     async def _issued(self, namespace: str, name: str) -> IssuedToken:
         while True:
-            body = await self._client.get(_resource_path(namespace, name))
+            body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
             status = body.get("status") or {}
             ready = _condition(status, "Ready")
             stalled = _condition(status, "Stalled")
@@ -127,14 +117,14 @@ class KubeStaticTokenStore:
 
     async def delete(self, namespace: str, name: str) -> None:
         try:
-            await self._client.delete(_resource_path(namespace, name))
+            await self._client.delete(StaticToken.path(namespace=namespace, name=name))
         except NotFound:
             return
 
     async def expire(self, namespace: str, name: str, at: datetime) -> None:
         # A merge patch with null removes ttl, which excludes expiresAt (the CRD refuses both).
         patch = {"spec": {"expiresAt": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "ttl": None}}
-        await self._client.patch(_resource_path(namespace, name), patch)
+        await self._client.patch(StaticToken.path(namespace=namespace, name=name), patch)
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
