@@ -139,3 +139,19 @@ async def test_before_the_config_loads_the_webhook_asks_to_retry() -> None:
     async with harness.client() as client:
         response = await client.post(PATH, json=review(token))
         assert response.status == 503
+
+
+async def test_a_changed_token_is_answered_afresh_not_from_the_kept_answer() -> None:
+    # Answers are encoded once per credential and kept with it; a change must never serve the old one.
+    harness = Harness()
+    token, _ = harness.add_token("ci", groups=("before",))
+    async with harness.client() as client:
+        for _ in range(2):
+            body = await (await client.post(PATH, json=review(token))).json()
+            assert body["status"]["user"]["groups"] == ["kubegate:before"]
+        with_audiences = await (await client.post(PATH, json=review(token, audiences=["a", "b"]))).json()
+        assert with_audiences["status"]["audiences"] == ["a", "b"]
+        harness.add_token("ci", groups=("after",), token=token)
+        body = await (await client.post(PATH, json=review(token))).json()
+        assert body["status"]["user"]["groups"] == ["kubegate:after"]
+        assert "audiences" not in body["status"]

@@ -65,3 +65,15 @@ async def test_unauthenticated_check_does_not_look_at_groups() -> None:
     async with Harness().client() as client:
         response = await client.get("/auth/v1/verify?group=admins")
         assert response.status == 401
+
+
+async def test_a_changed_token_gets_fresh_headers_not_the_kept_ones() -> None:
+    harness = Harness()
+    token, _ = harness.add_token("web", groups=("before",))
+    async with harness.client() as client:
+        for _ in range(2):
+            response = await client.get("/auth/v1/verify", headers=bearer(token))
+            assert response.headers["X-Auth-Request-Groups"] == "before"
+        harness.add_token("web", groups=("after", "more"), token=token)
+        response = await client.get("/auth/v1/verify", headers=bearer(token))
+        assert response.headers["X-Auth-Request-Groups"] == "after,more"

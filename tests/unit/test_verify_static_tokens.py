@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from kubegate.methods.token.tokens import hash_token
 from kubegate.validation_config.model import TokenEntry
-from kubegate.verify import StaticTokenIndex, token_digest
+from kubegate.verify import StaticTokenIndex, static_tokens, token_digest
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -85,12 +87,12 @@ def test_changed_entry_changes_its_authentication() -> None:
     index.replace_source("s", "1", [first])
     record = index.lookup(token_digest("token-1"))
     assert record is not None
-    assert index.authentication(token_digest("token-1"), record).identity.groups == ("before",)
+    assert index.authentication(record).identity.groups == ("before",)
 
     index.replace_source("s", "2", [entry("token-1", groups=("after",), token_id=first.token_id)])
     record = index.lookup(token_digest("token-1"))
     assert record is not None
-    assert index.authentication(token_digest("token-1"), record).identity.groups == ("after",)
+    assert index.authentication(record).identity.groups == ("after",)
 
 
 def test_groups_that_would_break_a_header_are_dropped() -> None:
@@ -126,3 +128,25 @@ def test_authentication_has_the_flipt_shape() -> None:
         "metadata": {"io.kubegate.auth.token.name": "ci"},
         "identity": {"username": "statictoken:team:ci", "uid": e.token_id, "groups": ["deployers"]},
     }
+
+
+def test_a_token_in_use_keeps_one_authentication_object() -> None:
+    index = StaticTokenIndex()
+    index.replace_source("s", "1", [entry("token-1")])
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert index.authentication(record) is index.authentication(record)
+
+
+def test_kept_authentications_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(static_tokens, "AUTHENTICATION_CACHE_SIZE", 3)
+    index = StaticTokenIndex()
+    index.replace_source("s", "1", [entry(f"token-{i}", name=f"app-{i}") for i in range(5)])
+    records = [index.lookup(token_digest(f"token-{i}")) for i in range(5)]
+    firsts = [index.authentication(r) for r in records if r is not None]
+    kept = [r for r in records if r is not None and r.built is not None]
+    assert len(kept) <= 3
+    # A token let go builds an equal object again.
+    assert records[0] is not None
+    again = index.authentication(records[0])
+    assert again == firsts[0]

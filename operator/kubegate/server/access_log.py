@@ -18,7 +18,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from kubegate.server.auth import AUTHENTICATION
-from kubegate.server.middleware import route_of
+from kubegate.server.routing import route_of
 
 LOGGER_NAME = "kubegate.access"
 FLUSH_INTERVAL = 0.2

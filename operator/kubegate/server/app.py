@@ -41,8 +41,8 @@ from kubegate.server.config_state import ConfigState
 from kubegate.server.config_watch import ConfigWatcher
 from kubegate.server.context import CONTEXT, ServerContext
 from kubegate.server.metrics import Metrics
-from kubegate.server.middleware import observe
 from kubegate.server.revocations import Revocations
+from kubegate.server.routing import add_fallback
 from kubegate.server.signing_keys import SigningKeys
 from kubegate.server.tls import ReloadingTLS
 from kubegate.settings import ServerSettings
@@ -69,7 +69,6 @@ _ROUTES = (
 def build_app(context: ServerContext) -> web.Application:
     """The aiohttp application for `context`; tests run it with an in-memory config and a fake store."""
     app = web.Application(
-        middlewares=[observe],
         client_max_size=context.settings.max_body_bytes,
         # Room for the longest credential in an Authorization header (aiohttp's default is 8 KiB).
         handler_args={"max_field_size": MAX_CREDENTIAL_LENGTH + 64},
@@ -77,6 +76,7 @@ def build_app(context: ServerContext) -> web.Application:
     app[CONTEXT] = context
     for register in _ROUTES:
         register(app)
+    add_fallback(app)
     return app
 
 

@@ -18,9 +18,61 @@ AUTHENTICATION = web.RequestKey("kubegate_authentication", Authentication)
 
 async def verify_credential(context: ServerContext, credential: str, *, surface: str) -> Authentication:
     """Verify and count a credential received in a body; raises Unauthenticated, VerifierUnavailable."""
+    try:
+        checked = check_credential(credential)
+    except Unauthenticated as exc:
+        context.metrics.observe_verification(surface, exc.reason, 0.0)
+        raise
+    authentication = _verified_now(context, checked, surface)
+    if authentication is None:
+        authentication = await _verified_later(context, checked, surface)
+    return authentication
+
+
+async def authenticate(request: web.Request, *, surface: str = "api") -> Authentication:
+    """The caller's authentication, from its bearer token or cookie; 401 or 503 (not loaded yet) otherwise.
+
+    On every authenticated request's path, so kept flat: a static token is verified without an await.
+    """
+    context: ServerContext = request.app[CONTEXT]
+    if not context.config.ready:
+        raise not_ready()
+    try:
+        credential = credential_from(request.headers.getall("Authorization", ()), _cookie(request))
+    except Unauthenticated as exc:
+        context.metrics.observe_verification(surface, exc.reason, 0.0)
+        raise unauthenticated() from None
+    try:
+        authentication = _verified_now(context, credential, surface)
+        if authentication is None:
+            authentication = await _verified_later(context, credential, surface)
+    except Unauthenticated:
+        raise unauthenticated() from None
+    except VerifierUnavailable as exc:
+        raise unavailable(f"cannot verify the credential now: {exc}") from None
+    request[AUTHENTICATION] = authentication
+    return authentication
+
+
+def _verified_now(context: ServerContext, credential: str, surface: str) -> Authentication | None:
+    """Verify a well-formed credential that needs no waiting (a static token) and count the result;
+    None for one that `_verified_later` must decide."""
     started = time.perf_counter()
     try:
-        authentication = await context.verifier.verify(check_credential(credential))
+        authentication = context.verifier.verify_now(credential)
+    except Unauthenticated as exc:
+        context.metrics.observe_verification(surface, exc.reason, time.perf_counter() - started)
+        raise
+    if authentication is not None:
+        context.metrics.observe_verification(surface, "ok", time.perf_counter() - started)
+    return authentication
+
+
+async def _verified_later(context: ServerContext, credential: str, surface: str) -> Authentication:
+    """Verify a well-formed credential that may need waiting (a JWT) and count the result with its latency."""
+    started = time.perf_counter()
+    try:
+        authentication = await context.verifier.verify(credential)
     except Unauthenticated as exc:
         context.metrics.observe_verification(surface, exc.reason, time.perf_counter() - started)
         raise
@@ -28,29 +80,6 @@ async def verify_credential(context: ServerContext, credential: str, *, surface:
         context.metrics.observe_verification(surface, "unavailable", time.perf_counter() - started)
         raise
     context.metrics.observe_verification(surface, "ok", time.perf_counter() - started)
-    return authentication
-
-
-async def authenticate(request: web.Request, *, surface: str = "api") -> Authentication:
-    """The caller's authentication, from its bearer token or cookie; 401 or 503 (not loaded yet) otherwise.
-
-    On every authenticated request's path, so kept flat: one await, one clock pair.
-    """
-    context: ServerContext = request.app[CONTEXT]
-    if not context.config.ready:
-        raise not_ready()
-    started = time.perf_counter()
-    try:
-        credential = credential_from(request.headers.getall("Authorization", ()), _cookie(request))
-        authentication = await context.verifier.verify(credential)
-    except Unauthenticated as exc:
-        context.metrics.observe_verification(surface, exc.reason, time.perf_counter() - started)
-        raise unauthenticated() from None
-    except VerifierUnavailable as exc:
-        context.metrics.observe_verification(surface, "unavailable", time.perf_counter() - started)
-        raise unavailable(f"cannot verify the credential now: {exc}") from None
-    context.metrics.observe_verification(surface, "ok", time.perf_counter() - started)
-    request[AUTHENTICATION] = authentication
     return authentication
 
 

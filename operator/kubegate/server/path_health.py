@@ -6,14 +6,15 @@ from aiohttp import web
 
 from kubegate.server.context import context_of
 from kubegate.server.errors import not_ready
+from kubegate.server.routing import add_route
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def register(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    add_route(app, "GET", "/healthz", healthz)
+    add_route(app, "GET", "/readyz", readyz)
+    add_route(app, "GET", "/metrics", metrics)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from kubegate.server.context import context_of
 from kubegate.server.responses import json_response
+from kubegate.server.routing import add_route
 from kubegate.verify.model import Method, ResponseModel
 
 PATH = "/auth/v1/method"
@@ -24,7 +25,7 @@ class ListMethodsResponse(ResponseModel):
 
 
 def register(app: web.Application) -> None:
-    app.router.add_get(PATH, list_methods)
+    add_route(app, "GET", PATH, list_methods)
 
 
 async def list_methods(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from kubegate.server.context import ServerContext, context_of
 from kubegate.server.errors import ApiProblem, field_error, from_kube, unavailable
 from kubegate.server.path_tokens import revoke_client_token
 from kubegate.server.responses import empty_response, json_response
+from kubegate.server.routing import add_route
 from kubegate.verify.model import Authentication, Method
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ class ExpireSelfRequest(RequestModel):
 
 
 def register(app: web.Application) -> None:
-    app.router.add_get(PATH, get_self)
-    app.router.add_put(EXPIRE_PATH, expire_self)
+    add_route(app, "GET", PATH, get_self)
+    add_route(app, "PUT", EXPIRE_PATH, expire_self)
 
 
 async def get_self(request: web.Request) -> web.Response:

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from kubegate.server.auth import AUTHENTICATION, verify_credential
-from kubegate.server.bodies import read_json
-from kubegate.server.context import context_of
+from kubegate.server.bodies import read_json_as
+from kubegate.server.context import CONTEXT, context_of
 from kubegate.server.errors import not_ready, unavailable
+from kubegate.server.routing import add_route
 from kubegate.settings import RESERVED_PREFIX, ServerSettings
 from kubegate.verify import UNAUTHENTICATED_MESSAGE, Authentication, Unauthenticated, VerifierUnavailable
 
@@ -35,45 +37,71 @@ PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 V1BETA1_PATH = "/apis/authentication.k8s.io/v1beta1/tokenreviews"
 METHOD_EXTRA = "kubegate.dev/method"
 TOKEN_ID_EXTRA = "kubegate.dev/token-id"
+MAX_DERIVED_ANSWERS = 16
+"""Encoded statuses kept per credential; kube-apiserver sends one set of audiences (its --api-audiences)."""
 
 
-class _KubeObject(BaseModel):
-    # Kubernetes objects tolerate fields they do not know (metadata, status, newer spec fields).
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+ApiVersion = Literal["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"]
+API_VERSIONS: tuple[ApiVersion, ...] = get_args(ApiVersion)
 
 
-class TokenReviewSpec(_KubeObject):
-    token: str = ""
-    audiences: list[Annotated[str, Field(max_length=1024)]] | None = Field(default=None, max_length=64)
+# The review as typed dicts, not models: validated by pydantic all the same (unknown fields such as metadata,
+# status or newer spec fields are ignored, as Kubernetes objects tolerate them), without building objects
+# on the webhook's hot path.
 
 
-class TokenReview(_KubeObject):
-    api_version: Literal["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"] = Field(alias="apiVersion")
+class TokenReviewSpec(TypedDict, total=False):
+    token: str
+    """Absent: the empty token, refused like any unknown one."""
+    audiences: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=64)] | None
+
+
+class TokenReview(TypedDict):
+    apiVersion: ApiVersion
     kind: Literal["TokenReview"]
     spec: TokenReviewSpec
 
 
+TOKEN_REVIEW: TypeAdapter[TokenReview] = TypeAdapter(TokenReview)
+
+
 def register(app: web.Application) -> None:
-    app.router.add_post(PATH, token_review)
-    app.router.add_post(V1BETA1_PATH, token_review)
+    handler = TokenReviewer(app[CONTEXT].settings).review
+    add_route(app, "POST", PATH, handler)
+    add_route(app, "POST", V1BETA1_PATH, handler)
 
 
-async def token_review(request: web.Request) -> web.Response:
-    context = context_of(request)
-    if not context.config.ready:
-        # 503 rather than "not authenticated": kube-apiserver retries it and does not cache the answer.
-        raise not_ready()
-    review = await read_json(request, TokenReview)
-    try:
-        authentication = await verify_credential(context, review.spec.token, surface="tokenreview")
-    except Unauthenticated:
-        return _answer(review, {"authenticated": False, "error": UNAUTHENTICATED_MESSAGE})
-    except VerifierUnavailable as exc:
-        # Not "not authenticated": that answer would be cached; kube-apiserver retries a 503.
-        raise unavailable(f"cannot verify the token now: {exc}") from None
-    request[AUTHENTICATION] = authentication
-    status = review_status(context.settings, authentication, review.spec.audiences)
-    return _answer(review, status)
+class TokenReviewer:
+    """Answers reviews. kube-apiserver asks about the same credentials over and over, so the `status` for
+    one is encoded once per audiences and kept with its Authentication (see `Authentication.derived`)."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self._settings = settings
+
+    async def review(self, request: web.Request) -> web.Response:
+        context = context_of(request)
+        if not context.config.ready:
+            # 503 rather than "not authenticated": kube-apiserver retries it and does not cache the answer.
+            raise not_ready()
+        review = await read_json_as(request, TOKEN_REVIEW)
+        api_version, spec = review["apiVersion"], review["spec"]
+        try:
+            authentication = await verify_credential(context, spec.get("token", ""), surface="tokenreview")
+        except Unauthenticated:
+            return _answer(api_version, _UNAUTHENTICATED)
+        except VerifierUnavailable as exc:
+            # Not "not authenticated": that answer would be cached; kube-apiserver retries a 503.
+            raise unavailable(f"cannot verify the token now: {exc}") from None
+        request[AUTHENTICATION] = authentication
+        audiences = spec.get("audiences")
+        derived = authentication.derived
+        key = self if audiences is None else (self, tuple(audiences))
+        status: bytes | None = derived.get(key)
+        if status is None:
+            status = _encode(review_status(self._settings, authentication, audiences))
+            if len(derived) < MAX_DERIVED_ANSWERS:  # each request may name other audiences
+                derived[key] = status
+        return _answer(api_version, status)
 
 
 def review_status(
@@ -113,6 +141,16 @@ def review_status(
     return status
 
 
-def _answer(review: TokenReview, status: dict[str, Any]) -> web.Response:
-    body = {"apiVersion": review.api_version, "kind": "TokenReview", "status": status}
-    return web.Response(body=json.dumps(body).encode("utf-8"), content_type="application/json")
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+_UNAUTHENTICATED = _encode({"authenticated": False, "error": UNAUTHENTICATED_MESSAGE})
+_ANSWER_STARTS = {
+    version: b'{"apiVersion":"%s","kind":"TokenReview","status":' % version.encode() for version in API_VERSIONS
+}
+
+
+def _answer(api_version: ApiVersion, status: bytes) -> web.Response:
+    """The review echoed in its own apiVersion, with `status` (encoded JSON)."""
+    return web.Response(body=_ANSWER_STARTS[api_version] + status + b"}", content_type="application/json")

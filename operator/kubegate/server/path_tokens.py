@@ -17,6 +17,7 @@ from kubegate.server.context import ServerContext, context_of
 from kubegate.server.errors import field_error, from_kube, not_found, unavailable
 from kubegate.server.responses import empty_response, json_response
 from kubegate.server.revocations import RevocationListFull
+from kubegate.server.routing import add_route
 from kubegate.verify import Authentication, StaticTokenRecord
 from kubegate.verify.model import Method, ResponseModel
 
@@ -38,9 +39,9 @@ class ListAuthenticationsResponse(ResponseModel):
 
 
 def register(app: web.Application) -> None:
-    app.router.add_get(PATH, list_tokens)
-    app.router.add_get(ITEM_PATH, get_token)
-    app.router.add_delete(ITEM_PATH, delete_token)
+    add_route(app, "GET", PATH, list_tokens)
+    add_route(app, "GET", ITEM_PATH, get_token)
+    add_route(app, "DELETE", ITEM_PATH, delete_token)
 
 
 async def list_tokens(request: web.Request) -> web.Response:

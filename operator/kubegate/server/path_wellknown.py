@@ -12,6 +12,7 @@ from aiohttp import web
 from kubegate.client_tokens.keys import ALGORITHM
 from kubegate.server.context import context_of
 from kubegate.server.errors import ApiProblem, unavailable
+from kubegate.server.routing import add_route
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/.well-known/jwks.json"
@@ -21,8 +22,8 @@ CACHE_CONTROL = "public, max-age=60"
 
 
 def register(app: web.Application) -> None:
-    app.router.add_get(DISCOVERY_PATH, discovery)
-    app.router.add_get(JWKS_PATH, jwks)
+    add_route(app, "GET", DISCOVERY_PATH, discovery)
+    add_route(app, "GET", JWKS_PATH, jwks)
 
 
 def _issuer(request: web.Request) -> str:

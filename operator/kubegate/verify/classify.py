@@ -47,9 +47,14 @@ class Classified:
 STATIC = Classified(Kind.STATIC)
 
 
+def looks_like_jwt(credential: str) -> bool:
+    """Whether `credential` has a JWT's three segments; one that has not is a static token."""
+    return credential.count(".") == 2
+
+
 def classify(credential: str, *, client_issuer: str | None, oidc_issuers: Container[str]) -> Classified:
     """The kind of `credential`; `client_issuer` is None while kubegate issues no client tokens."""
-    if credential.count(".") != 2:
+    if not looks_like_jwt(credential):
         return STATIC
     header_part, payload_part, signature = credential.split(".")
     header = _json_segment(header_part)

@@ -6,8 +6,10 @@ camelCase on the wire, every field present.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -40,6 +42,10 @@ class Identity(ResponseModel):
 class Authentication(ResponseModel):
     """One verified credential, in Flipt's shape plus the identity it grants."""
 
+    __slots__ = ("_derived",)
+    if TYPE_CHECKING:
+        _derived: dict[Hashable, Any]
+
     id: str
     """The token id (a UUID): safe to show and log, and the key of /auth/v1/tokens/{id}."""
     method: Method
@@ -48,3 +54,20 @@ class Authentication(ResponseModel):
     updated_at: datetime
     metadata: dict[str, str]
     identity: Identity
+
+    @property
+    def derived(self) -> dict[Hashable, Any]:
+        """Answers derived from this authentication (forward-auth headers, TokenReview statuses), kept with it.
+
+        A verifier hands out the same Authentication object for a credential while the credential is
+        unchanged (see `StaticTokenIndex.authentication`), so a surface encodes its answer once and reads it
+        from here afterwards; a changed credential comes as a new object with nothing derived yet. Not a
+        field: never serialized, never compared. A slot rather than a private attribute, which pydantic
+        reads through a slow `__getattr__`.
+        """
+        try:
+            return self._derived
+        except AttributeError:
+            derived: dict[Hashable, Any] = {}
+            object.__setattr__(self, "_derived", derived)
+            return derived

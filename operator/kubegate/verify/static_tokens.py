@@ -19,7 +19,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kubegate.validation_config.model import TokenEntry
@@ -28,7 +28,8 @@ from kubegate.verify.model import Authentication, Identity, Method
 log = logging.getLogger(__name__)
 
 AUTHENTICATION_CACHE_SIZE = 16_384
-"""Authentications kept ready for the most used tokens (about 2 KiB each); building one takes microseconds."""
+"""Authentications kept ready for the most used tokens (about 2 KiB each); building one takes microseconds.
+Surfaces that derive answers from an Authentication (forward-auth headers, TokenReview status) keep as many."""
 # A group name must fit in one comma-separated header value (forward auth) without changing meaning.
 _BAD_GROUP = re.compile(r"[\x00-\x1f\x7f,]")
 
@@ -53,6 +54,8 @@ class StaticTokenRecord:
     """POSIX seconds."""
     expires_at: float | None
     """POSIX seconds; None: never."""
+    built: Authentication | None = field(default=None, init=False, repr=False)
+    """`authentication()`, once the index built it for a token in use (see `StaticTokenIndex.authentication`)."""
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -92,7 +95,7 @@ class StaticTokenIndex:
         self._sources: dict[str, dict[bytes, StaticTokenRecord]] = {}
         self._versions: dict[str, str] = {}
         self._sorted: list[StaticTokenRecord] | None = None
-        self._authentications: dict[bytes, tuple[StaticTokenRecord, Authentication]] = {}
+        self._built: list[StaticTokenRecord] = []
         self.generation = 0
         """Counts changes; equal generations mean equal content."""
 
@@ -102,18 +105,23 @@ class StaticTokenIndex:
     def lookup(self, digest: bytes) -> StaticTokenRecord | None:
         return self._by_digest.get(digest)
 
-    def authentication(self, digest: bytes, record: StaticTokenRecord) -> Authentication:
-        """`record.authentication()`, built once for each record while it is in use.
+    def authentication(self, record: StaticTokenRecord) -> Authentication:
+        """`record.authentication()`, built once for each record while it is in use, and kept on the record.
 
-        A changed token gets a new record object, so an entry for an older record is never served.
+        Verification then hands out the same object for a token, and surfaces keep what they derive from
+        it there (`Authentication.derived`). A changed token comes as a new record, so a stale one is never
+        served. At most AUTHENTICATION_CACHE_SIZE records keep theirs; past that all are let go at once and
+        the tokens in use build theirs again.
         """
-        cached = self._authentications.get(digest)
-        if cached is not None and cached[0] is record:
-            return cached[1]
-        authentication = record.authentication()
-        if len(self._authentications) >= AUTHENTICATION_CACHE_SIZE:
-            self._authentications.clear()
-        self._authentications[digest] = (record, authentication)
+        authentication = record.built
+        if authentication is None:
+            authentication = record.authentication()
+            if len(self._built) >= AUTHENTICATION_CACHE_SIZE:
+                for built in self._built:
+                    object.__setattr__(built, "built", None)  # the record is frozen; this slot is a cache
+                self._built.clear()
+            object.__setattr__(record, "built", authentication)
+            self._built.append(record)
         return authentication
 
     def by_id(self, token_id: str) -> StaticTokenRecord | None:

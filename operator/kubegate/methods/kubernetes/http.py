@@ -18,6 +18,7 @@ from kubegate.server.bodies import RequestModel, parse_json
 from kubegate.server.context import context_of
 from kubegate.server.errors import ApiProblem, invalid, unavailable
 from kubegate.server.responses import json_response
+from kubegate.server.routing import add_route
 from kubegate.verify import Authentication
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
 from kubegate.verify.model import ResponseModel
@@ -38,7 +39,7 @@ class ExchangeResponse(ResponseModel):
 
 
 def register(app: web.Application) -> None:
-    app.router.add_post(PATH, exchange_token)
+    add_route(app, "POST", PATH, exchange_token)
 
 
 def refused(message: str) -> ApiProblem:

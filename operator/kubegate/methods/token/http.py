@@ -26,6 +26,7 @@ from kubegate.server.bodies import RequestModel, read_json
 from kubegate.server.context import ServerContext, context_of
 from kubegate.server.errors import ApiProblem, field_error, from_kube, invalid, unavailable
 from kubegate.server.responses import json_response
+from kubegate.server.routing import add_route
 from kubegate.verify import Authentication, token_digest
 from kubegate.verify.model import ResponseModel
 
@@ -61,7 +62,7 @@ class CreateTokenResponse(ResponseModel):
 
 
 def register(app: web.Application) -> None:
-    app.router.add_post(PATH, create_token)
+    add_route(app, "POST", PATH, create_token)
 
 
 async def create_token(request: web.Request) -> web.Response:
