@@ -1,13 +1,16 @@
 """Throughput and latency of /auth/v1/verify and the TokenReview webhook, next to a bare aiohttp endpoint.
 
-    .venv/bin/python bench/verify_throughput.py [--tokens 10000] [--memory-tokens 50000] [--seconds 10]
+    .venv/bin/python bench/verify_throughput.py [--tokens 10000] [--memory-tokens 50000] [--rounds 7] [--seconds 3]
 
 Needs `wrk` (Debian: apt-get install wrk). Starts its own dev cluster, writes the validation config for
-N valid static tokens straight into its Secrets (as the operator would), runs `kubegate server` (plain
-HTTP on loopback, pinned to CPU 1) and a bare aiohttp app answering 200 (pinned to CPU 1 too, run
-after), and loads each with wrk (pinned to CPU 0, 64 connections, every request a different token).
-Prints requests/s, p50 and p99 for each and the ratio to the bare endpoint; then the server's resident
-memory with --memory-tokens tokens loaded. Everything it starts is stopped at the end.
+N valid static tokens straight into its Secrets (as the operator would), and runs side by side, all pinned
+to CPU 1: a bare aiohttp app answering 200, `kubegate server` (plain HTTP on loopback), and a second one
+with its access log on. wrk (pinned to CPU 0, 64 connections, every request a different token) loads one
+of them at a time, in rounds: each round measures the bare app and then each server for `--seconds`, for
+both endpoints. Taking turns within seconds of each other cancels most of the drift of a shared VM (the
+same bare endpoint varies by 2x between minutes); each figure printed is the median over the rounds, and
+"vs bare" is the median of the ratios within a round. Then it prints the server's resident memory with
+--memory-tokens tokens loaded. Everything it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -191,11 +195,58 @@ def server_args(port: int, *, access_log: bool) -> list[str]:
     ]  # fmt: skip
 
 
+ENDPOINTS = (("verify", "/auth/v1/verify"), ("review", "TokenReview"))
+
+
+def measure(
+    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, rounds: int, seconds: int
+) -> dict[tuple[str, str], list[Result]]:
+    """`servers` by name: (URL, pid). Each round loads each server with each endpoint's requests in turn."""
+    for url, _ in servers.values():
+        for script in scripts.values():
+            run_wrk("warm-up", url, script, 2)  # the first requests fill caches; not measured
+    results: dict[tuple[str, str], list[Result]] = {(n, m): [] for n in servers for m, _ in ENDPOINTS}
+    for _ in range(rounds):
+        for mode, _ in ENDPOINTS:
+            for name, (url, pid) in servers.items():
+                results[(name, mode)].append(run_wrk(name, url, scripts[mode], seconds, server_pid=pid))
+    return results
+
+
+def report(results: dict[tuple[str, str], list[Result]], *, tokens: int, rounds: int, seconds: int) -> None:
+    print(
+        f"\n{tokens} valid static tokens loaded; wrk -t1 -c64, a new token each request; "
+        f"{rounds} rounds of {seconds} s per server and endpoint; medians over the rounds"
+    )
+    print(
+        f"{'endpoint':40} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} {'(range)':>11} "
+        f"{'CPU us/req':>11} {'non-2xx':>8}"
+    )
+    names = {
+        "bare": "bare aiohttp 200 ({requests} requests)",
+        "kubegate": "{endpoint}",
+        "kubegate-access-log": "{endpoint} (access log on)",
+    }
+    for mode, endpoint in ENDPOINTS:
+        bare = results[("bare", mode)]
+        for server, label in names.items():
+            runs = results[(server, mode)]
+            ratios = [r.rps / b.rps for r, b in zip(runs, bare, strict=True)]
+            print(
+                f"{label.format(requests=mode, endpoint=endpoint):40} "
+                f"{statistics.median(r.rps for r in runs):8.0f} {statistics.median(r.p50_ms for r in runs):7.2f} "
+                f"{statistics.median(r.p99_ms for r in runs):7.2f} {statistics.median(ratios):8.2f} "
+                f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>11} {statistics.median(r.cpu_us for r in runs):11.1f} "
+                f"{sum(r.non_2xx for r in runs):8d}"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=10_000)
     parser.add_argument("--memory-tokens", type=int, default=50_000)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -209,41 +260,25 @@ def main() -> int:
             tokens = asyncio.run(write_config(args.tokens))
             (tmp / "tokens.txt").write_text("\n".join(tokens) + "\n")
             scripts = {}
-            for mode in ("verify", "review"):
+            for mode, _ in ENDPOINTS:
                 scripts[mode] = tmp / f"{mode}.lua"
                 scripts[mode].write_text(WRK_SCRIPT % {"tokens": tmp / "tokens.txt", "mode": mode})
-            results: list[Result] = []
             port = 18443
-            with process([sys.executable, "-c", BARE_APP, str(port + 1)], tmp / "bare.log") as bare_app:
-                bare_url = f"http://127.0.0.1:{port + 1}"
-                wait_ready(bare_url + "/")
-                run_wrk("warm-up", bare_url, scripts["verify"], 3)
-                # The same requests as each kubegate endpoint gets: a GET with a header, a POST with a body.
-                for mode in ("verify", "review"):
-                    name = f"bare aiohttp 200 ({mode} requests)"
-                    results.append(run_wrk(name, bare_url, scripts[mode], args.seconds, server_pid=bare_app.pid))
-            for access_log in (False, True):
-                with process(server_args(port, access_log=access_log), tmp / "server.log") as server:
-                    url = f"http://127.0.0.1:{port}"
-                    wait_ready(f"{url}/readyz")
-                    suffix = " (access log on)" if access_log else ""
-                    run_wrk("warm-up", url, scripts["verify"], 3)  # first requests fill caches; not measured
-                    for mode, name in (("verify", "/auth/v1/verify"), ("review", "TokenReview")):
-                        results.append(run_wrk(name + suffix, url, scripts[mode], args.seconds, server_pid=server.pid))
-            bare = {"verify": results[0], "review": results[1]}
-            print(
-                f"\n{args.tokens} valid static tokens loaded; wrk -t1 -c64 -d{args.seconds}s, a new token each request"
-            )
-            print(
-                f"{'endpoint':36} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} "
-                f"{'CPU us/req':>11} {'bare/CPU':>9} {'non-2xx':>8}"
-            )
-            for r in results:
-                base = bare["review" if "review" in r.name or "TokenReview" in r.name else "verify"]
-                print(
-                    f"{r.name:36} {r.rps:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.rps / base.rps:8.2f} "
-                    f"{r.cpu_us:11.1f} {base.cpu_us / r.cpu_us:9.2f} {r.non_2xx:8d}"
-                )
+            with (
+                process([sys.executable, "-c", BARE_APP, str(port + 1)], tmp / "bare.log") as bare_app,
+                process(server_args(port, access_log=False), tmp / "server.log") as server,
+                process(server_args(port + 2, access_log=True), tmp / "server-access-log.log") as logging_server,
+            ):
+                servers = {
+                    "bare": (f"http://127.0.0.1:{port + 1}", bare_app.pid),
+                    "kubegate": (f"http://127.0.0.1:{port}", server.pid),
+                    "kubegate-access-log": (f"http://127.0.0.1:{port + 2}", logging_server.pid),
+                }
+                wait_ready(servers["bare"][0] + "/")
+                wait_ready(servers["kubegate"][0] + "/readyz")
+                wait_ready(servers["kubegate-access-log"][0] + "/readyz")
+                results = measure(servers, scripts, rounds=args.rounds, seconds=args.seconds)
+            report(results, tokens=args.tokens, rounds=args.rounds, seconds=args.seconds)
 
             asyncio.run(write_config(args.memory_tokens))
             with process(server_args(port, access_log=True), tmp / "server.log") as server:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -32,6 +32,9 @@ class RequestModel(BaseModel):
     )
 
 
+_JSON = "application/json"
+
+
 def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or (
         content_type.startswith("application/") and content_type.endswith("+json")
@@ -48,16 +51,19 @@ async def read_json(request: web.Request, model: type[M], *, allow_empty: bool =
         if allow_empty:
             return model()
         raise invalid("the request needs a JSON object as its body")
-    _require_json(request.content_type)
+    _require_json(request)
     return parse_json(raw, model)
 
 
-async def read_json_as(request: web.Request, adapter: TypeAdapter[T]) -> T:
-    """The request's body validated by `adapter`; an empty body is refused."""
-    raw = await request.read()
+def json_body(request: web.Request, raw: bytes, adapter: TypeAdapter[T]) -> T:
+    """`raw`, the body just read from `request`, validated by `adapter`; an empty body is refused.
+
+    Not a coroutine, unlike `read_json`: the caller awaits `request.read()` itself, which saves a hot path
+    one coroutine per request.
+    """
     if not raw:
         raise invalid("the request needs a JSON object as its body")
-    _require_json(request.content_type)
+    _require_json(request)
     return parse_json(raw, adapter)
 
 
@@ -65,7 +71,10 @@ _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 """Each model's TypeAdapter, made once: it validates into the model as `model_validate_json` does."""
 
 
-def _require_json(content_type: str) -> None:
+def _require_json(request: web.Request) -> None:
+    if request.headers.get(hdrs.CONTENT_TYPE) == _JSON:
+        return  # the common case, without parsing the header
+    content_type = request.content_type
     if not _is_json(content_type):
         raise ApiProblem(
             415,

@@ -1,7 +1,7 @@
 """Error answers, in one JSON shape: `{"code": ..., "message": ..., "details": [...]}`.
 
-Handlers raise `ApiProblem`; the middleware turns it into the response. Every message says what was
-wrong and what to do.
+Handlers raise `ApiProblem`; the wrapper every route gets (`routing.py`) turns it into the response.
+Every message says what was wrong and what to do.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pydantic import Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from kubegate.server.auth import AUTHENTICATION, verify_credential
-from kubegate.server.bodies import read_json_as
+from kubegate.server.bodies import json_body
 from kubegate.server.context import CONTEXT, context_of
 from kubegate.server.errors import not_ready, unavailable
 from kubegate.server.routing import add_route
@@ -83,7 +83,7 @@ class TokenReviewer:
         if not context.config.ready:
             # 503 rather than "not authenticated": kube-apiserver retries it and does not cache the answer.
             raise not_ready()
-        review = await read_json_as(request, TOKEN_REVIEW)
+        review = json_body(request, await request.read(), TOKEN_REVIEW)
         api_version, spec = review["apiVersion"], review["spec"]
         try:
             authentication = await verify_credential(context, spec.get("token", ""), surface="tokenreview")
