@@ -16,70 +16,42 @@ AUTHENTICATION = web.RequestKey("kubegate_authentication", Authentication)
 """Set on a request once it is authenticated; the access log reads the token id from it."""
 
 
-def verify_credential_now(context: ServerContext, credential: str, *, surface: str) -> Authentication | None:
-    """`verify_credential` for credentials that need no waiting (static tokens), without a coroutine.
-
-    The authentication, or Unauthenticated raised; None when only `await verify_credential(...)` can decide.
-    """
+async def verify_credential(context: ServerContext, credential: str, *, surface: str) -> Authentication:
+    """Verify and count a credential received in a body; raises Unauthenticated, VerifierUnavailable."""
     try:
         checked = check_credential(credential)
     except Unauthenticated as exc:
         context.metrics.observe_verification(surface, exc.reason, 0.0)
         raise
-    return _verified_now(context, checked, surface)
-
-
-async def verify_credential(context: ServerContext, credential: str, *, surface: str) -> Authentication:
-    """Verify and count a credential received in a body; raises Unauthenticated, VerifierUnavailable."""
-    authentication = verify_credential_now(context, credential, surface=surface)
+    authentication = _verified_now(context, checked, surface)
     if authentication is None:
-        authentication = await _verified_later(context, credential, surface)
-    return authentication
-
-
-def authenticate_now(request: web.Request, *, surface: str = "api") -> Authentication | None:
-    """`authenticate` for credentials that need no waiting (static tokens), without a coroutine.
-
-    The authentication, or a 401/503 raised; None when only `await authenticate(...)` can decide. Hot
-    paths (forward auth) call it first: a coroutine per request is a measurable share of their time.
-    """
-    context: ServerContext = request.app[CONTEXT]
-    credential = _credential(context, request, surface)
-    try:
-        authentication = _verified_now(context, credential, surface)
-    except Unauthenticated:
-        raise unauthenticated() from None
-    if authentication is not None:
-        request[AUTHENTICATION] = authentication
+        authentication = await _verified_later(context, checked, surface)
     return authentication
 
 
 async def authenticate(request: web.Request, *, surface: str = "api") -> Authentication:
-    """The caller's authentication, from its bearer token or cookie; 401 or 503 (not loaded yet) otherwise."""
-    authentication = authenticate_now(request, surface=surface)
-    if authentication is not None:
-        return authentication
+    """The caller's authentication, from its bearer token or cookie; 401 or 503 (not loaded yet) otherwise.
+
+    On every authenticated request's path, so kept flat: a static token is verified without an await.
+    """
     context: ServerContext = request.app[CONTEXT]
-    credential = _credential(context, request, surface)
+    if not context.config.ready:
+        raise not_ready()
     try:
-        authentication = await _verified_later(context, credential, surface)
+        credential = credential_from(request.headers.getall("Authorization", ()), _cookie(request))
+    except Unauthenticated as exc:
+        context.metrics.observe_verification(surface, exc.reason, 0.0)
+        raise unauthenticated() from None
+    try:
+        authentication = _verified_now(context, credential, surface)
+        if authentication is None:
+            authentication = await _verified_later(context, credential, surface)
     except Unauthenticated:
         raise unauthenticated() from None
     except VerifierUnavailable as exc:
         raise unavailable(f"cannot verify the credential now: {exc}") from None
     request[AUTHENTICATION] = authentication
     return authentication
-
-
-def _credential(context: ServerContext, request: web.Request, surface: str) -> str:
-    """The request's well-formed credential; 503 before the config is loaded, 401 (counted) without one."""
-    if not context.config.ready:
-        raise not_ready()
-    try:
-        return credential_from(request.headers.getall("Authorization", ()), _cookie(request))
-    except Unauthenticated as exc:
-        context.metrics.observe_verification(surface, exc.reason, 0.0)
-        raise unauthenticated() from None
 
 
 def _verified_now(context: ServerContext, credential: str, surface: str) -> Authentication | None:

@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from kubegate.server.auth import AUTHENTICATION, verify_credential, verify_credential_now
+from kubegate.server.auth import AUTHENTICATION, verify_credential
 from kubegate.server.bodies import json_body
 from kubegate.server.context import CONTEXT, context_of
 from kubegate.server.errors import not_ready, unavailable
@@ -85,11 +85,8 @@ class TokenReviewer:
             raise not_ready()
         review = json_body(request, await request.read(), TOKEN_REVIEW)
         api_version, spec = review["apiVersion"], review["spec"]
-        token = spec.get("token", "")
         try:
-            authentication = verify_credential_now(context, token, surface="tokenreview")
-            if authentication is None:
-                authentication = await verify_credential(context, token, surface="tokenreview")
+            authentication = await verify_credential(context, spec.get("token", ""), surface="tokenreview")
         except Unauthenticated:
             return _answer(api_version, _UNAUTHENTICATED)
         except VerifierUnavailable as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 from multidict import CIMultiDict
 
-from kubegate.server.auth import authenticate, authenticate_now
+from kubegate.server.auth import authenticate
 from kubegate.server.errors import field_error, forbidden
 from kubegate.server.routing import add_route
 from kubegate.verify import Authentication
@@ -54,9 +54,7 @@ class ForwardAuth:
     kept with its Authentication (see `Authentication.derived`, keyed by this object)."""
 
     async def verify(self, request: web.Request) -> web.Response:
-        authentication = authenticate_now(request, surface="verify")
-        if authentication is None:
-            authentication = await authenticate(request, surface="verify")
+        authentication = await authenticate(request, surface="verify")
         if "tail" not in request.match_info and request.query_string:
             _require_groups(authentication, request.query.getall("group", []))
         derived = authentication.derived
