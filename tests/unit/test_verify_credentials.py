@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubegate.verify import COOKIE_NAME, Unauthenticated, credential_from
-from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH, is_visible_ascii
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
@@ -66,3 +66,9 @@ def test_any_input_gives_a_visible_ascii_credential_or_a_refusal(authorization: 
     assert credential
     assert all(0x21 <= ord(c) <= 0x7E for c in credential)
     assert len(credential) <= MAX_CREDENTIAL_LENGTH
+
+
+def test_visible_ascii_is_exactly_0x21_to_0x7e() -> None:
+    # Every character of the Basic Multilingual Plane, and a few beyond it.
+    for code in [*range(0x10000), 0x1F600, 0x10FFFF]:
+        assert is_visible_ascii(f"a{chr(code)}b") == (0x21 <= code <= 0x7E), hex(code)

@@ -37,8 +37,10 @@ async def authenticate(request: web.Request, *, surface: str = "api") -> Authent
     context: ServerContext = request.app[CONTEXT]
     if not context.config.ready:
         raise not_ready()
+    authorization = request.headers.getall("Authorization", ())
     try:
-        credential = credential_from(request.headers.getall("Authorization", ()), _cookie(request))
+        # The header wins over the cookie, so the cookie is read only without one.
+        credential = credential_from(authorization, None if authorization else _cookie(request))
     except Unauthenticated as exc:
         context.metrics.observe_verification(surface, exc.reason, 0.0)
         raise unauthenticated() from None
