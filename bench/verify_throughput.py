@@ -1,16 +1,24 @@
 """Throughput and latency of /auth/v1/verify and the TokenReview webhook, next to a bare aiohttp endpoint.
 
-    .venv/bin/python bench/verify_throughput.py [--tokens 10000] [--memory-tokens 50000] [--rounds 7] [--seconds 3]
+    .venv/bin/python bench/verify_throughput.py [--tokens 10000] [--memory-tokens 50000] [--rounds 5]
+        [--seconds 2] [--pairs 7] [--pair-seconds 3]
 
 Needs `wrk` (Debian: apt-get install wrk). Starts its own dev cluster, writes the validation config for
 N valid static tokens straight into its Secrets (as the operator would), and runs side by side, all pinned
 to CPU 1: a bare aiohttp app answering 200, `kubegate server` (plain HTTP on loopback), and a second one
-with its access log on. wrk (pinned to CPU 0, 64 connections, every request a different token) loads one
-of them at a time, in rounds: each round measures the bare app and then each server for `--seconds`, for
-both endpoints. Taking turns within seconds of each other cancels most of the drift of a shared VM (the
-same bare endpoint varies by 2x between minutes); each figure printed is the median over the rounds, and
-"vs bare" is the median of the ratios within a round. Then it prints the server's resident memory with
---memory-tokens tokens loaded. Everything it starts is stopped at the end.
+with its access log on. wrk runs on CPU 0 with 64 connections, every request a different token. Two
+measurements follow:
+
+- Alone, in turns: wrk loads one server at a time for `--seconds`, round after round (the order rotates
+  each round). This gives each server's requests/s and p50/p99 latency, as the medians over the rounds.
+- In pairs, at once ("vs bare"): the bare app and one kubegate server are loaded together for
+  `--pair-seconds`, by two wrk processes, while they share CPU 1. The scheduler gives both the same CPU
+  time, so the ratio of the requests each answered is the ratio of their throughputs, measured in the same
+  seconds. On a shared VM, whose speed moves by 2x between minutes (and by 30% between the seconds of one
+  round), this cancels the drift that turns cannot: the ratio printed is the median over `--pairs` pairs.
+
+Then it prints the server's resident memory with --memory-tokens tokens loaded. Everything it starts is
+stopped at the end.
 """
 
 from __future__ import annotations
@@ -100,21 +108,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(name: str, url: str, script: Path, seconds: int, *, server_pid: int | None = None) -> Result:
-    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
-    out = subprocess.run(
+def start_wrk(url: str, script: Path, seconds: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         ["taskset", "-c", "0", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout
+    )
+
+
+def wrk_result(name: str, wrk: subprocess.Popen[str], cpu_before: float, pid: int) -> Result:
+    out, _ = wrk.communicate()
+    if wrk.returncode != 0:
+        raise RuntimeError(f"wrk failed against {name}: {out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    cpu = (cpu_seconds(server_pid) - cpu_before) / total * 1e6 if server_pid else float("nan")
+    cpu = (cpu_seconds(pid) - cpu_before) / total * 1e6
     return Result(name, rps, p50, p99, int(bad.group(1)) if bad else 0, cpu)
+
+
+def run_wrk(name: str, url: str, script: Path, seconds: int, *, server_pid: int) -> Result:
+    """Load one server alone."""
+    cpu_before = cpu_seconds(server_pid)
+    return wrk_result(name, start_wrk(url, script, seconds), cpu_before, server_pid)
+
+
+def run_pair(
+    servers: dict[str, tuple[str, int]], names: tuple[str, str], script: Path, seconds: int
+) -> tuple[Result, Result]:
+    """Load two servers at once; they share one CPU, so each gets half of it."""
+    cpu_before = {name: cpu_seconds(servers[name][1]) for name in names}
+    started = {name: start_wrk(servers[name][0], script, seconds) for name in names}
+    first, second = (wrk_result(name, started[name], cpu_before[name], servers[name][1]) for name in names)
+    return first, second
 
 
 async def write_config(count: int) -> list[str]:
@@ -201,43 +229,72 @@ ENDPOINTS = (("verify", "/auth/v1/verify"), ("review", "TokenReview"))
 def measure(
     servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, rounds: int, seconds: int
 ) -> dict[tuple[str, str], list[Result]]:
-    """`servers` by name: (URL, pid). Each round loads each server with each endpoint's requests in turn."""
-    for url, _ in servers.values():
+    """`servers` by name: (URL, pid). Each round loads each server alone with each endpoint's requests."""
+    for url, pid in servers.values():
         for script in scripts.values():
-            run_wrk("warm-up", url, script, 2)  # the first requests fill caches; not measured
+            run_wrk("warm-up", url, script, 2, server_pid=pid)  # the first requests fill caches; not measured
     results: dict[tuple[str, str], list[Result]] = {(n, m): [] for n in servers for m, _ in ENDPOINTS}
-    for _ in range(rounds):
+    names = list(servers)
+    for round_number in range(rounds):
+        turn = round_number % len(names)
         for mode, _ in ENDPOINTS:
-            for name, (url, pid) in servers.items():
+            for name in names[turn:] + names[:turn]:
+                url, pid = servers[name]
                 results[(name, mode)].append(run_wrk(name, url, scripts[mode], seconds, server_pid=pid))
     return results
 
 
-def report(results: dict[tuple[str, str], list[Result]], *, tokens: int, rounds: int, seconds: int) -> None:
+def measure_pairs(
+    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, pairs: int, seconds: int
+) -> dict[tuple[str, str], list[float]]:
+    """Per kubegate server and endpoint: its throughput over the bare app's, in each pair."""
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for _ in range(pairs):
+        for mode, _ in ENDPOINTS:
+            for name in servers:
+                if name != "bare":
+                    bare, server = run_pair(servers, ("bare", name), scripts[mode], seconds)
+                    ratios.setdefault((name, mode), []).append(server.rps / bare.rps)
+    return ratios
+
+
+NAMES = {
+    "bare": "bare aiohttp 200 ({requests} requests)",
+    "kubegate": "{endpoint}",
+    "kubegate-access-log": "{endpoint} (access log on)",
+}
+
+
+def report(
+    results: dict[tuple[str, str], list[Result]],
+    ratios: dict[tuple[str, str], list[float]],
+    *,
+    tokens: int,
+    rounds: int,
+    seconds: int,
+    pairs: int,
+    pair_seconds: int,
+) -> None:
     print(
-        f"\n{tokens} valid static tokens loaded; wrk -t1 -c64, a new token each request; "
-        f"{rounds} rounds of {seconds} s per server and endpoint; medians over the rounds"
+        f"\n{tokens} valid static tokens loaded; wrk -t1 -c64, a new token each request.\n"
+        f"Alone: {rounds} rounds of {seconds} s per server and endpoint, medians over the rounds.\n"
+        f"vs bare: {pairs} pairs of {pair_seconds} s, the server and the bare app loaded at once on one CPU; "
+        "the median ratio of their requests/s, and its range."
     )
     print(
-        f"{'endpoint':40} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} {'(range)':>11} "
-        f"{'CPU us/req':>11} {'non-2xx':>8}"
+        f"{'endpoint':40} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/req':>11} {'non-2xx':>8} "
+        f"{'vs bare':>8} {'(range)':>11}"
     )
-    names = {
-        "bare": "bare aiohttp 200 ({requests} requests)",
-        "kubegate": "{endpoint}",
-        "kubegate-access-log": "{endpoint} (access log on)",
-    }
     for mode, endpoint in ENDPOINTS:
-        bare = results[("bare", mode)]
-        for server, label in names.items():
+        for server, label in NAMES.items():
             runs = results[(server, mode)]
-            ratios = [r.rps / b.rps for r, b in zip(runs, bare, strict=True)]
+            versus = ratios.get((server, mode), [1.0])
             print(
                 f"{label.format(requests=mode, endpoint=endpoint):40} "
                 f"{statistics.median(r.rps for r in runs):8.0f} {statistics.median(r.p50_ms for r in runs):7.2f} "
-                f"{statistics.median(r.p99_ms for r in runs):7.2f} {statistics.median(ratios):8.2f} "
-                f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>11} {statistics.median(r.cpu_us for r in runs):11.1f} "
-                f"{sum(r.non_2xx for r in runs):8d}"
+                f"{statistics.median(r.p99_ms for r in runs):7.2f} {statistics.median(r.cpu_us for r in runs):11.1f} "
+                f"{sum(r.non_2xx for r in runs):8d} {statistics.median(versus):8.2f} "
+                f"{f'{min(versus):.2f}-{max(versus):.2f}':>11}"
             )
 
 
@@ -245,8 +302,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=10_000)
     parser.add_argument("--memory-tokens", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--pair-seconds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -278,7 +337,16 @@ def main() -> int:
                 wait_ready(servers["kubegate"][0] + "/readyz")
                 wait_ready(servers["kubegate-access-log"][0] + "/readyz")
                 results = measure(servers, scripts, rounds=args.rounds, seconds=args.seconds)
-            report(results, tokens=args.tokens, rounds=args.rounds, seconds=args.seconds)
+                ratios = measure_pairs(servers, scripts, pairs=args.pairs, seconds=args.pair_seconds)
+            report(
+                results,
+                ratios,
+                tokens=args.tokens,
+                rounds=args.rounds,
+                seconds=args.seconds,
+                pairs=args.pairs,
+                pair_seconds=args.pair_seconds,
+            )
 
             asyncio.run(write_config(args.memory_tokens))
             with process(server_args(port, access_log=True), tmp / "server.log") as server:
