@@ -49,7 +49,7 @@ def route_of(request: web.BaseRequest) -> str:
 
 
 def _answering(app: web.Application, route: str, handler: Handler) -> Handler:
-    counts = app[CONTEXT].metrics.requests
+    count = app[CONTEXT].metrics.count_request
 
     async def answer(request: web.Request) -> web.StreamResponse:
         try:
@@ -63,7 +63,7 @@ def _answering(app: web.Application, route: str, handler: Handler) -> Handler:
         except Exception:
             log.exception("unexpected failure in %s %s", request.method, route)
             response = internal().response()
-        counts[(route, request.method, response.status)] += 1
+        count(route, request.method, response.status)
         return response
 
     return answer
