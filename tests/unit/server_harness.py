@@ -7,6 +7,8 @@ a configurable delay, as it would after the operator wrote the validation config
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -14,12 +16,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.token.store import IssuedToken, TokenNotIssued
 from kubegate.methods.token.tokens import generate_token, hash_token
+from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
 from kubegate.server.app import build_app, config_gauges
 from kubegate.server.config_state import ConfigState
 from kubegate.server.context import ServerContext
@@ -163,6 +167,44 @@ class Harness:
     async def client(self) -> AsyncIterator[TestClient[Any, Any]]:
         async with TestClient(TestServer(build_app(self.context))) as client:
             yield client
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[Served]:
+        """Serve on a free loopback port with kubegate's access log, as `kubegate server` does."""
+        served = Served()
+        runner = web.AppRunner(
+            build_app(self.context),
+            access_log_class=AccessLogger.bound_to(served.sink),
+            access_log=logging.getLogger(LOGGER_NAME),
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        served.port = server.sockets[0].getsockname()[1]
+        try:
+            yield served
+        finally:
+            await runner.cleanup()
+
+
+class Served:
+    """A harness server listening on loopback."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._stream = io.StringIO()
+        self.sink = AccessLogSink(self._stream)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def access_log(self) -> list[str]:
+        """The access-log lines written so far."""
+        self.sink.flush()
+        return self._stream.getvalue().splitlines()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,43 +8,25 @@ import logging
 
 import aiohttp
 import pytest
-from aiohttp import web
 from server_harness import Harness, bearer
 
 from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
-from kubegate.server.app import build_app
 
 
 async def test_lines_name_the_route_and_token_id_but_no_secret(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     harness = Harness()
     token, entry = harness.add_token("ci")
-    stream = io.StringIO()
-    sink = AccessLogSink(stream)
-    runner = web.AppRunner(
-        build_app(harness.context),
-        access_log_class=AccessLogger.bound_to(sink),
-        access_log=logging.getLogger(LOGGER_NAME),
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
-        async with aiohttp.ClientSession(url) as client:
-            await client.get(f"/auth/v1/tokens/{entry.token_id}?access_token={token}", headers=bearer(token))
-            await client.get("/auth/v1/self", headers={"Cookie": f"kubegate_client_token={token}"})
-            await client.get(f"/auth/v1/verify/{token}", headers=bearer("kg_wrong-" + token[::-1]))
-            await client.post("/apis/authentication.k8s.io/v1/tokenreviews", json={"spec": {"token": token}})
-    finally:
-        await runner.cleanup()
-    sink.flush()
-    lines = stream.getvalue().splitlines()
+    async with harness.serve() as server, aiohttp.ClientSession(server.url) as client:
+        await client.get(f"/auth/v1/tokens/{entry.token_id}?access_token={token}", headers=bearer(token))
+        await client.get("/auth/v1/self", headers={"Cookie": f"kubegate_client_token={token}"})
+        await client.get(f"/auth/v1/verify/{token}", headers=bearer("kg_wrong-" + token[::-1]))
+        await client.post("/apis/authentication.k8s.io/v1/tokenreviews", json={"spec": {"token": token}})
+    lines = server.access_log()
+    text = "\n".join(lines)
     assert len(lines) == 4
-    assert token not in stream.getvalue()
-    assert token[::-1] not in stream.getvalue()
+    assert token not in text
+    assert token[::-1] not in text
     assert "GET /auth/v1/tokens/{id} 200 duration_ms=" in lines[0]
     assert f'token_id="{entry.token_id}"' in lines[0]
     assert "INFO kubegate.access: GET /auth/v1/self 200" in lines[1]
