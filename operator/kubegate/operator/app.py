@@ -9,13 +9,12 @@ from typing import Any
 
 import kopf
 
-from kubegate.client_tokens import keys
-from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, load_connection
+from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, KubeClient, load_connection
 from kubegate.kube.paths import path_for
 from kubegate.operator.bootstrap import ensure_bootstrap_token
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
-from kubegate.operator.signing_keys import SigningKeyManager
+from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
 from kubegate.operator.statictoken import Reconciled, Retry, TokenReconciler
 from kubegate.operator.token_plan import clamp_sleep
 from kubegate.resources.duration import parse_duration
@@ -57,6 +56,13 @@ class Operator:
             client=client, settings=settings, writer=self.writer, events=EventPoster(client)
         )
         self.signing_keys = SigningKeyManager(client=client, settings=settings)
+        self.key_keeper = SigningKeyKeeper(
+            manager=self.signing_keys,
+            client=client,
+            namespace=settings.operator_namespace,
+            interval=SIGNING_KEY_CHECK,
+        )
+        self._key_keeper: asyncio.Task[None] | None = None
         self._wakeups: dict[Key, asyncio.Event] = {}
         self._results: dict[Key, Reconciled] = {}
 
@@ -131,14 +137,6 @@ class Operator:
         if result.outcome.kind == "stalled":
             raise kopf.TemporaryError(f"{result.outcome.reason}: {result.outcome.message}", delay=_backoff(retry))
 
-    async def on_signing_keys(self, *, name: str, namespace: str | None, **_: Any) -> None:
-        if name != keys.SECRET_NAME or namespace != self.settings.operator_namespace:
-            return
-        try:
-            await self.signing_keys.reconcile()
-        except (ApiUnavailable, Conflict) as exc:
-            raise kopf.TemporaryError(f"signing keys: {exc}; will retry", delay=10) from exc
-
     def _wake(self, key: Key) -> None:
         event = self._wakeups.get(key)
         if event is not None:
@@ -163,14 +161,16 @@ class Operator:
         settings.queueing.worker_limit = WORKER_LIMIT
         # A worker holds its slot while it waits for more events of its object; let go quickly.
         settings.queueing.idle_timeout = 0.5
-        # Only the key Secret, filtered by the API server: the operator never lists every Secret.
-        settings.watching.label_selectors["v1", "secrets"] = f"{keys.LABEL}={keys.LABEL_VALUE}"
         await self.writer.start()
         outcome = await ensure_bootstrap_token(self.client, self.settings)
         log.info("bootstrap token: %s", outcome)
         log.info("client-token signing keys: %s", await self.signing_keys.ensure())
+        self._key_keeper = asyncio.create_task(self.key_keeper.run(), name="signing keys")
 
     async def cleanup(self, **_: Any) -> None:
+        if self._key_keeper is not None:
+            self._key_keeper.cancel()
+            await asyncio.gather(self._key_keeper, return_exceptions=True)
         await self.writer.stop()
 
     def registry_for_kopf(self) -> kopf.OperatorRegistry:
@@ -184,18 +184,7 @@ class Operator:
                 decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(self.on_change)
             kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="forget")(self.on_delete)
             kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="clock", cancellation_timeout=5.0)(self.clock)
-        labels = {keys.LABEL: keys.LABEL_VALUE}
-        for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
-            decorator("", "v1", "secrets", id="signing-keys", labels=labels, registry=registry)(self.on_signing_keys)
-        kopf.timer(
-            "",
-            "v1",
-            "secrets",
-            id="signing-keys-schedule",
-            interval=SIGNING_KEY_CHECK,
-            labels=labels,
-            registry=registry,
-        )(self.on_signing_keys)
+        # No handler for Secrets, ever: kopf would log their data and copy it into an annotation.
         return registry
 
 

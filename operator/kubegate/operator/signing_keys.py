@@ -2,24 +2,36 @@
 
 They live in one Secret in the operator namespace; the auth servers watch it. Old public keys stay
 until every token they signed has expired, so a rotation never invalidates a token in its lifetime.
+
+kopf never handles this Secret: it logs the bodies it handles at DEBUG and keeps a copy of each in a
+`last-handled-configuration` annotation, which would put the private keys in the log and on the object.
+The operator watches it with its own reflector instead (`SigningKeyKeeper`). Every replica runs one, kopf
+peering or not: each write is a replace conditioned on the resourceVersion it read, so two replicas never
+both rotate, and a loser re-reads and finds nothing left to do.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from kubegate.client_tokens import keys
-from kubegate.kube import AlreadyExists, KubeClient, NotFound
+from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, KubeClient, NotFound, WatchEvent
 from kubegate.kube.paths import path_for
+from kubegate.kube.reflector import Reflector
 from kubegate.operator.token_plan import ROTATE_ANNOTATION
 from kubegate.resources.duration import parse_duration
 from kubegate.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 HANDLED_ANNOTATION = "kubegate.dev/handled-rotate"
+# Earlier versions let kopf handle the Secret; its annotations (one held a copy of the private keys) go.
+KOPF_ANNOTATION_PREFIX = "kopf.kubegate.dev/"
+LABEL_SELECTOR = f"{keys.LABEL}={keys.LABEL_VALUE}"
 
 
 def _now() -> datetime:
@@ -70,7 +82,7 @@ class SigningKeyManager:
             await self.ensure()
             return
         meta = secret["metadata"]
-        annotations: dict[str, str] = dict(meta.get("annotations") or {})
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not _kopf_owned(k)}
         now = self._clock()
         try:
             current = keys.decode((secret.get("data") or {}).get(keys.DATA_KEY, ""))
@@ -95,3 +107,63 @@ class SigningKeyManager:
         body["metadata"]["labels"] = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}
         body["metadata"]["finalizers"] = meta.get("finalizers") or []
         await self._client.replace(self._path, body)
+
+
+def _kopf_owned(annotation: str) -> bool:
+    return annotation.startswith(KOPF_ANNOTATION_PREFIX)
+
+
+class SigningKeyKeeper:
+    """Reconciles the key Secret whenever it changes and at least every `interval` seconds.
+
+    It is also the reflector's sink: a change of the Secret (a `kubegate.dev/rotate` annotation, a
+    deletion) wakes the loop; the Secret's contents are read afresh by `SigningKeyManager.reconcile`.
+    """
+
+    def __init__(
+        self, *, manager: SigningKeyManager, client: KubeClient, namespace: str, interval: float, retry: float = 5.0
+    ) -> None:
+        self._manager = manager
+        self._interval = interval
+        self._retry = retry
+        self._changed = asyncio.Event()
+        self._reflector = Reflector(
+            client=client,
+            path=path_for(plural="secrets", namespace=namespace),
+            sink=self,
+            what="signing keys",
+            label_selector=LABEL_SELECTOR,
+        )
+
+    async def run(self) -> None:
+        """Watch and reconcile until cancelled."""
+        watch = asyncio.create_task(self._reflector.run())
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=self._interval)
+                self._changed.clear()
+                try:
+                    await self._manager.reconcile()
+                except (ApiError, ApiUnavailable) as exc:
+                    # A conflict (another replica wrote first) or an outage: read again shortly.
+                    log.warning("signing keys: %s; retrying in %.0fs", exc, self._retry)
+                    await asyncio.sleep(self._retry)
+                    self._changed.set()
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def replace(self, items: list[dict[str, Any]]) -> None:
+        self._changed.set()
+
+    def apply(self, event: WatchEvent) -> None:
+        if event.object.get("metadata", {}).get("name") == keys.SECRET_NAME:
+            self._changed.set()
+
+    def synced(self, resource_version: str) -> None:
+        pass
+
+    def stale(self) -> None:
+        pass
