@@ -53,7 +53,7 @@ class OperatorSettings(BaseModel):
     secret_recheck_interval: Duration = "60s"
     """How often a token brought with spec.secretRef is read again from its Secret, to notice a new value."""
     delete_expired_after: Duration | None = None
-    """Delete StaticTokens this long after they expire; unset: keep them (Ready=False, reason Expired)."""
+    """Delete StaticTokens this long after they expire; unset: keep them (Ready=False, Stalled=True, reason Expired)."""
     token_method: bool = True
     """Enable the static-token method (StaticToken resources and the bootstrap token)."""
     bootstrap: bool = True

@@ -7,12 +7,15 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.methods.token.tokens import hash_token, is_generated_shape
+from kubegate.resources.duration import parse_duration
 from support import eventually
 from support.kube import (
     apply,
@@ -180,6 +183,49 @@ def test_ttl_expiry_drops_the_hash_and_says_expired(env: Env) -> None:
     assert "expired at" in condition(env.token("short"))["message"]
     eventually(lambda: "short" not in env.entries(), timeout=10, what="hash removed at expiry")
     assert any(e["reason"] == "Expired" for e in events(env.kubectl, env.namespace, "short"))
+
+
+def _assert_stalled_expired(env: Env, name: str) -> dict[str, Any]:
+    """kstatus reads Stalled=True as Failed, so Argo CD and Flux show the expired token as degraded."""
+    obj = env.token(name)
+    stalled = condition(obj, "Stalled")
+    assert (stalled.get("status"), stalled.get("reason")) == ("True", "Expired"), obj
+    assert stalled["observedGeneration"] == obj["metadata"]["generation"]  # type: ignore[index]
+    return stalled
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "revived", "hint"),
+    [
+        ("stall-ttl", {"ttl": "4s"}, {"ttl": "1h"}, "set a longer spec.ttl, rotate it"),
+        ("stall-at", {"expiresAt": "+6s"}, {"expiresAt": "+1h"}, "set a later spec.expiresAt, or delete"),
+    ],
+)
+def test_an_expired_token_is_stalled_until_its_spec_gives_it_time_again(
+    env: Env, name: str, spec: dict[str, str], revived: dict[str, str], hint: str
+) -> None:
+    apply(env.kubectl, token_resource(name, **_absolute(spec)), namespace=env.namespace)
+    eventually(lambda: env.ready(name), timeout=30, what="Ready")
+    token = secret_token(env.kubectl, env.namespace, name)
+    eventually(lambda: env.reason(name) == "Expired", timeout=30, what="reason Expired")
+    assert hint in _assert_stalled_expired(env, name)["message"]
+    assert condition(env.token(name), "Reconciling") == {}
+
+    apply(env.kubectl, token_resource(name, **_absolute(revived)), namespace=env.namespace)
+    obj = eventually(lambda: env.ready(name), timeout=30, what="Ready again after the spec change")
+    assert condition(obj, "Stalled") == {}
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]  # type: ignore[index]
+    # The same token is valid again; none was generated in its place.
+    assert secret_token(env.kubectl, env.namespace, name) == token
+    eventually(lambda: env.entries().get(name) == [hash_token(token)], timeout=10, what="hash published again")
+
+
+def _absolute(spec: dict[str, str]) -> dict[str, str]:
+    """`expiresAt: +6s` as a timestamp that many seconds from now."""
+    if not spec.get("expiresAt", "").startswith("+"):
+        return spec
+    at = datetime.now(UTC) + parse_duration(spec["expiresAt"][1:])
+    return {**spec, "expiresAt": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def test_expires_at_in_the_past_is_refused_without_a_token(env: Env) -> None:

@@ -19,9 +19,20 @@ def test_stalled_sets_ready_false_and_stalled_true() -> None:
     assert all(c["reason"] == "SecretNotFound" and c["message"] == "create it" for c in result)
 
 
-def test_expired_is_ready_false_with_reason_expired() -> None:
+def test_expired_is_stalled_so_that_gitops_tools_show_it_degraded() -> None:
     result = conditions.conditions_for(conditions.expired("gone"), generation=1, now=T0, current=None)
-    assert [(c["type"], c["status"], c["reason"]) for c in result] == [("Ready", "False", "Expired")]
+    assert [(c["type"], c["status"], c["reason"]) for c in result] == [
+        ("Ready", "False", "Expired"),
+        ("Stalled", "True", "Expired"),
+    ]
+
+
+def test_a_token_valid_again_drops_stalled() -> None:
+    expired = conditions.conditions_for(conditions.expired("gone"), generation=1, now=T0, current=None)
+    later = T0 + timedelta(minutes=1)
+    result = conditions.conditions_for(conditions.ready("valid again"), generation=2, now=later, current=expired)
+    assert [(c["type"], c["status"]) for c in result] == [("Ready", "True")]
+    assert result[0]["lastTransitionTime"] == "2026-01-01T00:01:00Z"
 
 
 def test_transition_time_survives_while_the_status_does_not_change() -> None:

@@ -37,6 +37,8 @@ def reconciling(reason: str, message: str) -> Outcome:
 
 
 def expired(message: str) -> Outcome:
+    """The token expired: like stalled (nothing changes until someone edits the resource), but not an
+    error to retry, and the resource may be deleted after a grace period."""
     return Outcome(kind="expired", reason="Expired", message=message)
 
 
@@ -69,7 +71,9 @@ def conditions_for(
     by_type = {c.get("type"): c for c in current or [] if isinstance(c, dict)}
     ready_status = "True" if outcome.kind == "ready" else "False"
     wanted = [("Ready", ready_status)]
-    if outcome.kind == "stalled":
+    # An expired token is terminal until its spec changes: without Stalled, kstatus calls it Current and
+    # Argo CD and Flux show a dead credential as healthy.
+    if outcome.kind in ("stalled", "expired"):
         wanted.append(("Stalled", "True"))
     if outcome.kind == "reconciling":
         wanted.append(("Reconciling", "True"))

@@ -194,10 +194,7 @@ class TokenReconciler:
 
         expiry = token_plan.token_expiry(spec, tokens.current.created_at)
         if expiry is not None and now >= expiry:
-            outcome = conditions.expired(
-                f"the token expired at {_time(expiry)}: set a later spec.expiresAt or spec.ttl, "
-                f"rotate it with the {token_plan.ROTATE_ANNOTATION} annotation, or delete this StaticToken"
-            )
+            outcome = conditions.expired(f"the token expired at {_time(expiry)}: {_revive_hint(spec)}")
             delete_at = token_plan.deletion_time(expiry, self._settings.delete_expired_after)
             if delete_at is not None and now >= delete_at:
                 await self._delete_expired(body)
@@ -516,6 +513,19 @@ class TokenReconciler:
             and meta["namespace"] == self._settings.operator_namespace
             and (meta.get("labels") or {}).get(BOOTSTRAP_LABEL) == "true"
         )
+
+
+def _revive_hint(spec: StaticTokenSpec) -> str:
+    """What brings an expired token back: only what changes its expiry."""
+    if spec.expires_at is not None:
+        return "set a later spec.expiresAt, or delete this StaticToken"
+    if spec.secret_ref is not None:
+        return "set a longer spec.ttl, or delete this StaticToken"
+    # A rotation issues a new token, whose ttl starts again.
+    return (
+        f"set a longer spec.ttl, rotate it with the {token_plan.ROTATE_ANNOTATION} annotation, "
+        "or delete this StaticToken"
+    )
 
 
 _TOKEN_STATUS_KEYS = ("tokenId", "secretName", "expiresAt", "createdAt", "rotatedAt", "handledRotateRequest")
