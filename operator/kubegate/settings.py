@@ -151,6 +151,8 @@ class ServerSettings(BaseModel):
     """Longest lifetime of a client token from a service-account exchange (it never outlives the service-account token)."""  # noqa: E501
     serviceaccount_review_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
     """Seconds a successful TokenReview is reused for the same token (never past its expiry); 0: no cache."""
+    serviceaccount_max_concurrent_reviews: Annotated[int, Field(ge=1, le=10_000)] = 32
+    """Most TokenReviews in flight to the API server at once; an exchange beyond that gets 503 with Retry-After."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     """Largest request body accepted; larger bodies get 413."""
     access_log: bool = True

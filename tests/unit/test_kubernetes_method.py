@@ -1,15 +1,26 @@
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
+from kubegate.client_tokens import keys
 from kubegate.kube import ApiUnavailable
 from kubegate.methods.kubernetes import bindings
 from kubegate.methods.kubernetes.bindings import Binding, Refusal, groups_for
-from kubegate.methods.kubernetes.review import ReviewRefused, ReviewUnavailable, TokenReviewer, account_from
+from kubegate.methods.kubernetes.claims import claimed_account
+from kubegate.methods.kubernetes.exchange import Exchange
+from kubegate.methods.kubernetes.review import (
+    ReviewBusy,
+    ReviewRefused,
+    ReviewUnavailable,
+    TokenReviewer,
+    account_from,
+)
 
 BINDINGS = (
     Binding(namespaces=("team-*",), service_accounts=("deployer", "ci-*"), groups=("deployers",)),
@@ -140,3 +151,97 @@ async def test_refusals_are_not_cached_and_outages_are_unavailable() -> None:
     down = TokenReviewer(FakeClient(ApiUnavailable("connection refused")), audiences=[])  # type: ignore[arg-type]
     with pytest.raises(ReviewUnavailable, match="cannot be reached"):
         await down.review(_jwt(None))
+
+
+def _sa_token(namespace: str, name: str, *, legacy: bool = False) -> str:
+    if legacy:  # a token from a kubernetes.io/service-account-token Secret: flat claims and `sub` only
+        claims: dict[str, Any] = {
+            "iss": "kubernetes/serviceaccount",
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "kubernetes.io/serviceaccount/namespace": namespace,
+        }
+    else:
+        claims = {
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": "u"}},
+            "exp": 2_000_000_000,
+        }
+    return jwt.encode(claims, "not-the-cluster-key-but-long-enough", algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("token", "claimed"),
+    [
+        (_sa_token("apps", "web"), ("apps", "web")),
+        (_sa_token("apps", "web", legacy=True), ("apps", "web")),
+        ("not-a-jwt", None),
+        ("a.b.c", None),
+        (_sa_token("apps", "web") + ".extra", None),
+        (_sa_token("apps", "web").rsplit(".", 1)[0] + ".", None),  # no signature
+        (jwt.encode({"sub": "system:serviceaccount:apps:web"}, None, algorithm="none"), None),
+        (jwt.encode({"sub": "alice"}, "k" * 32, algorithm="HS256"), None),
+        (jwt.encode({"sub": "system:serviceaccount:a:b:c"}, "k" * 32, algorithm="HS256"), None),
+        (jwt.encode({"kubernetes.io": {"namespace": "apps"}}, "k" * 32, algorithm="HS256"), None),
+    ],
+)
+def test_the_claimed_account_is_read_only_from_sa_shaped_jwts(token: str, claimed: tuple[str, str] | None) -> None:
+    assert claimed_account(token) == claimed
+
+
+def test_bindings_may_admit_on_names_alone_labels_unknown() -> None:
+    assert bindings.may_admit(BINDINGS, "team-b", "ci-7")
+    assert bindings.may_admit(BINDINGS, "labelled", "anyone")  # its labels decide later
+    assert not bindings.may_admit(BINDINGS, "team-b", "intruder")
+    assert not bindings.may_admit(BINDINGS, "prod", "deployer")
+
+
+def _exchange(reviewer: TokenReviewer) -> Exchange:
+    return Exchange(
+        review=reviewer.review,
+        namespace_labels=_no_labels,
+        bindings=BINDINGS,
+        keys=lambda: keys.initial(datetime.now(UTC), max_token_lifetime=timedelta(hours=1)),
+        issuer="https://kubegate.test",
+        audience="kubegate",
+        max_lifetime=3600,
+    )
+
+
+async def _no_labels(namespace: str) -> dict[str, str]:
+    return {}
+
+
+async def test_garbage_and_unbound_tokens_cost_no_token_review() -> None:
+    client = FakeClient({"status": {"authenticated": False, "error": "invalid bearer token"}})
+    exchange = _exchange(TokenReviewer(client, audiences=[]))  # type: ignore[arg-type]
+    refused = [
+        "",
+        "garbage",
+        "x" * 4096,
+        "a.b.c",
+        _sa_token("prod", "deployer"),  # no binding names the namespace
+        _sa_token("team-a", "deployer") + "x.y",  # not three segments
+        _sa_token("team-b", "intruder"),  # the namespace is bound, the service account is not
+    ]
+    for token in refused:
+        with pytest.raises(ReviewRefused):
+            await exchange.exchange(token)
+    assert client.bodies == []
+    client.answer = {"status": _status(username="system:serviceaccount:team-a:deployer")}
+    exchanged = await exchange.exchange(_sa_token("team-a", "deployer"))
+    assert exchanged.authentication.identity.groups == ("deployers", "team-a")
+    assert len(client.bodies) == 1  # a bound token is reviewed, as before
+
+
+async def test_concurrent_reviews_are_bounded_and_identical_ones_share_a_slot() -> None:
+    client = FakeClient({"status": _status()}, delay=0.1)
+    reviewer = TokenReviewer(client, audiences=[], max_concurrent=2)  # type: ignore[arg-type]
+    first, second, third = (_sa_token("apps", f"web-{i}") for i in range(3))
+    reviews = [asyncio.create_task(reviewer.review(t)) for t in (first, second, first)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(ReviewBusy, match="2 service-account tokens are being reviewed already"):
+        await reviewer.review(third)
+    assert len(await asyncio.gather(*reviews)) == 3
+    assert len(client.bodies) == 2
+    await reviewer.review(third)  # a slot is free again
+    assert len(client.bodies) == 3

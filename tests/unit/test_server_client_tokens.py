@@ -18,13 +18,27 @@ from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.bindings import Binding
 from kubegate.methods.kubernetes.exchange import Exchange
-from kubegate.methods.kubernetes.review import ReviewedAccount, ReviewRefused, ReviewUnavailable
+from kubegate.methods.kubernetes.http import INVALID_TOKEN_MESSAGE
+from kubegate.methods.kubernetes.review import ReviewBusy, ReviewedAccount, ReviewRefused, ReviewUnavailable
 from kubegate.server.revocations import Revocations
 from kubegate.server.signing_keys import SigningKeys
 from kubegate.settings import ServerSettings
 
 ISSUER = "https://kubegate.test"
-SA_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+
+
+def sa_token(namespace: str = "apps", name: str = "web") -> str:
+    """A token shaped like a bound service-account token; only the (fake) review decides if it is valid."""
+    claims = {
+        "iss": "https://kubernetes.default.svc",
+        "sub": f"system:serviceaccount:{namespace}:{name}",
+        "exp": int(time.time()) + 600,
+        "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": "sa-uid"}},
+    }
+    return jwt.encode(claims, "not-the-cluster-key-but-long-enough", algorithm="HS256")
+
+
+SA_TOKEN = sa_token()
 ACCOUNT = ReviewedAccount(
     namespace="apps", name="web", uid="sa-uid", pod_name="web-0", pod_uid="pod-uid", expires_at=time.time() + 600
 )
@@ -62,8 +76,10 @@ class FakeConfigMaps:
 class Reviews:
     def __init__(self) -> None:
         self.outcome: ReviewedAccount | Exception = ACCOUNT
+        self.calls = 0
 
     async def __call__(self, token: str) -> ReviewedAccount:
+        self.calls += 1
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return self.outcome
@@ -155,24 +171,37 @@ async def test_json_with_camel_case_works_and_the_expiry_is_capped(
 
 
 @pytest.mark.parametrize(
-    ("outcome", "status", "fragment"),
+    ("outcome", "status", "fragment", "retry_after"),
     [
         (
             ReviewRefused("the Kubernetes API server refused the service-account token: pod not found"),
             401,
-            "pod not found",
+            INVALID_TOKEN_MESSAGE,
+            None,
         ),
-        (ReviewRefused("the service-account token is not for the audience kubegate expects (x)"), 401, "audience"),
+        (
+            ReviewRefused("the service-account token is not for the audience kubegate expects (x)"),
+            401,
+            INVALID_TOKEN_MESSAGE,
+            None,
+        ),
+        # A valid token the bindings refuse (here: the review vouches for another account than the claimed one).
         (
             ReviewedAccount(namespace="other", name="web", uid="u", pod_name=None, pod_uid=None, expires_at=None),
             401,
             "namespace 'other' is not allowed",
+            None,
         ),
-        (ReviewUnavailable("the Kubernetes API server cannot be reached"), 503, "cannot be reached"),
+        (ReviewUnavailable("the Kubernetes API server cannot be reached"), 503, "cannot be reached", "5"),
+        (ReviewBusy("32 service-account tokens are being reviewed already"), 503, "being reviewed already", "1"),
     ],
 )
-async def test_refusals_say_which_rule(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps], outcome: Any, status: int, fragment: str
+async def test_refusals_say_which_rule_only_of_valid_tokens(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+    outcome: Any,
+    status: int,
+    fragment: str,
+    retry_after: str | None,
 ) -> None:
     _, reviews, client, _ = setup
     reviews.outcome = outcome
@@ -181,9 +210,33 @@ async def test_refusals_say_which_rule(
     body = await response.json()
     assert fragment in body["message"]
     if status == 503:
-        assert response.headers["Retry-After"]
+        assert response.headers["Retry-After"] == retry_after
     else:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt-at-all",
+        "a.b.c",
+        jwt.encode({"sub": "alice"}, "k" * 32, algorithm="HS256"),  # a JWT, but of no service account
+        sa_token("apps", "intruder"),  # a service account no binding names
+        sa_token("prod", "web"),  # a namespace no binding names
+    ],
+)
+async def test_tokens_no_binding_could_admit_cost_no_review_and_look_invalid(
+    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps], token: str
+) -> None:
+    _, reviews, client, _ = setup
+    reviews.outcome = ReviewRefused("the Kubernetes API server refused the service-account token: invalid")
+    invalid = await _exchange(client, json={"serviceAccountToken": SA_TOKEN})
+    assert reviews.calls == 1
+    response = await _exchange(client, json={"serviceAccountToken": token})
+    assert reviews.calls == 1  # refused before any TokenReview
+    # The same answer as a token the API server refused: no hint whether a binding exists.
+    assert (response.status, await response.json()) == (invalid.status, await invalid.json())
+    assert response.headers["WWW-Authenticate"] == invalid.headers["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,7 @@ def kubernetes_exchange(settings: ServerSettings, client: KubeClient, tokens: Cl
             client,
             audiences=settings.serviceaccount_audiences,
             cache_seconds=settings.serviceaccount_review_cache_seconds,
+            max_concurrent=settings.serviceaccount_max_concurrent_reviews,
         ).review,
         namespace_labels=NamespaceLabels(client),
         bindings=bindings.load(Path(settings.serviceaccount_bindings_file)),

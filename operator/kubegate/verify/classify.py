@@ -57,13 +57,13 @@ def classify(credential: str, *, client_issuer: str | None, oidc_issuers: Contai
     if not looks_like_jwt(credential):
         return STATIC
     header_part, payload_part, signature = credential.split(".")
-    header = _json_segment(header_part)
+    header = json_segment(header_part)
     if header is None or not isinstance(header.get("alg"), str):
         # Dots alone do not make a JWT: a brought static token may contain two.
         return STATIC
     if not _SEGMENT.fullmatch(signature) or header["alg"].lower() == "none":
         return Classified(Kind.REJECTED, reason="unsigned or malformed JWT")
-    payload = _json_segment(payload_part)
+    payload = json_segment(payload_part)
     issuer = payload.get("iss") if payload is not None else None
     if not isinstance(issuer, str):
         return Classified(Kind.REJECTED, reason="JWT payload without an iss claim")
@@ -94,7 +94,9 @@ def is_client_typ(typ: Any) -> bool:
     return value in (CLIENT_TOKEN_TYP, "application/" + CLIENT_TOKEN_TYP)
 
 
-def _json_segment(segment: str) -> dict[str, Any] | None:
+def json_segment(segment: str) -> dict[str, Any] | None:
+    """One JWT segment (header or payload) as a JSON object, decoded without any verification; None if it is
+    not one."""
     if not segment or len(segment) > _MAX_SEGMENT or not _SEGMENT.fullmatch(segment):
         return None
     try:

@@ -34,13 +34,18 @@ class Binding(BaseModel):
     """Groups granted to the client token."""
 
     def matches(self, namespace: str, name: str, labels: Mapping[str, str] | None) -> bool:
-        if not any(fnmatch.fnmatchcase(namespace, g) for g in self.namespaces):
-            return False
-        if not any(fnmatch.fnmatchcase(name, g) for g in self.service_accounts):
+        if not self.names_match(namespace, name):
             return False
         if self.namespace_labels:
             return labels is not None and all(labels.get(k) == v for k, v in self.namespace_labels.items())
         return True
+
+    def names_match(self, namespace: str, name: str) -> bool:
+        """Whether the namespace and the service-account name match; the labels are not looked at."""
+        return self.namespace_matches(namespace) and any(fnmatch.fnmatchcase(name, g) for g in self.service_accounts)
+
+    def namespace_matches(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, g) for g in self.namespaces)
 
 
 _BINDINGS = TypeAdapter(tuple[Binding, ...])
@@ -54,14 +59,15 @@ class Refusal(Exception):  # noqa: N818 - names the outcome
     """No binding admits this service account; the message says which rule refused it."""
 
 
+def may_admit(bindings: Sequence[Binding], namespace: str, name: str) -> bool:
+    """Whether some binding could admit `namespace/name`, its namespace's labels unknown (they need an API
+    read): False means refused whatever the labels."""
+    return any(b.names_match(namespace, name) for b in bindings)
+
+
 def needs_namespace_labels(bindings: Sequence[Binding], namespace: str, name: str) -> bool:
     """Whether deciding needs the namespace's labels (one API read, cached by the caller)."""
-    return any(
-        b.namespace_labels
-        and any(fnmatch.fnmatchcase(namespace, g) for g in b.namespaces)
-        and any(fnmatch.fnmatchcase(name, g) for g in b.service_accounts)
-        for b in bindings
-    )
+    return any(b.namespace_labels and b.names_match(namespace, name) for b in bindings)
 
 
 def groups_for(
@@ -70,13 +76,9 @@ def groups_for(
     """The groups granted to `namespace/name`; raises Refusal naming the rule that refused it."""
     matched = [b for b in bindings if b.matches(namespace, name, labels)]
     if not matched:
-        if not any(any(fnmatch.fnmatchcase(namespace, g) for g in b.namespaces) for b in bindings):
+        if not any(b.namespace_matches(namespace) for b in bindings):
             raise Refusal(f"namespace {namespace!r} is not allowed to exchange service-account tokens")
-        if not any(
-            any(fnmatch.fnmatchcase(namespace, g) for g in b.namespaces)
-            and any(fnmatch.fnmatchcase(name, g) for g in b.service_accounts)
-            for b in bindings
-        ):
+        if not may_admit(bindings, namespace, name):
             raise Refusal(f"service account {name!r} in namespace {namespace!r} is not allowed to exchange tokens")
         raise Refusal(f"namespace {namespace!r} does not carry the labels a binding requires")
     groups: dict[str, None] = {}

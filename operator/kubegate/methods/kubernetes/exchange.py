@@ -1,7 +1,8 @@
 """The exchange itself: a service-account token in, a kubegate client token out.
 
-TokenReview (is the token valid, for our audience, and whose is it?) -> bindings (may this service
-account exchange, and which groups does it get?) -> a client token that expires with the
+Unverified claims (could any binding admit the service account the token names? if not, refuse with no
+API call) -> TokenReview (is the token valid, for our audience, and whose is it?) -> bindings (may this
+service account exchange, and which groups does it get?) -> a client token that expires with the
 service-account token, capped by the configured maximum and by how long signing keys are kept.
 """
 
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 
 from kubegate.client_tokens.keys import KeySet
 from kubegate.client_tokens.mint import mint
-from kubegate.methods.kubernetes.bindings import Binding, groups_for, needs_namespace_labels
+from kubegate.methods.kubernetes.bindings import Binding, groups_for, may_admit, needs_namespace_labels
+from kubegate.methods.kubernetes.claims import claimed_account
 from kubegate.methods.kubernetes.review import ReviewedAccount, ReviewRefused
 from kubegate.methods.token.tokens import new_token_id
 from kubegate.verify.model import Authentication, Identity, Method
@@ -75,7 +77,15 @@ class Exchange:
         self._clock = clock
 
     async def exchange(self, service_account_token: str) -> Exchanged:
-        """Raises ReviewRefused or Refusal (401: which rule refused), ReviewUnavailable or NoSigningKey (503)."""
+        """Raises ReviewRefused (401, the token is not valid), Refusal (401: which rule refused a valid token),
+        ReviewUnavailable or NoSigningKey (503)."""
+        claimed = claimed_account(service_account_token)
+        if claimed is None:
+            raise ReviewRefused("the token is not a JWT naming a service account")
+        if not may_admit(self._bindings, *claimed):
+            # Only the caller's claim, unverified: refused as an invalid token, whether a binding exists or not.
+            namespace, name = claimed
+            raise ReviewRefused(f"no binding admits the service account it claims: {name!r} in namespace {namespace!r}")
         account = await self._review(service_account_token)
         labels = None
         if needs_namespace_labels(self._bindings, account.namespace, account.name):

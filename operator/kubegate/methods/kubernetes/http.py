@@ -2,6 +2,10 @@
 
 Flipt's documented call sends the JSON with `curl --data`, that is as a form content type, and with the
 snake_case field name; both are accepted, as are `application/json` and `serviceAccountToken`.
+
+A token that is not valid gets one answer whatever the reason (the log says which): it must not tell a
+caller who merely claims a service account whether a binding exists for it. A valid token that a binding
+refuses is told which rule refused it: it is the caller's own.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pydantic import Field
 
 from kubegate.methods.kubernetes.bindings import Refusal
 from kubegate.methods.kubernetes.exchange import NoSigningKey
-from kubegate.methods.kubernetes.review import ReviewRefused, ReviewUnavailable
+from kubegate.methods.kubernetes.review import ReviewBusy, ReviewRefused, ReviewUnavailable
 from kubegate.server.bodies import RequestModel, parse_json
 from kubegate.server.context import context_of
 from kubegate.server.errors import ApiProblem, invalid, unavailable
@@ -26,6 +30,13 @@ from kubegate.verify.model import ResponseModel
 log = logging.getLogger(__name__)
 PATH = "/auth/v1/method/kubernetes/serviceaccount"
 _ACCEPTED_TYPES = ("", "application/json", "application/x-www-form-urlencoded", "text/plain")
+INVALID_TOKEN_MESSAGE = (
+    "the service-account token is not valid here: it is malformed, expired or revoked, not issued for the "
+    "audience kubegate expects, or its service account may not exchange tokens; the kubegate server's log "
+    "says which"
+)
+BUSY_RETRY_AFTER = 1
+"""Seconds a client waits when too many reviews are in flight: a burst passes in well under that."""
 
 
 class ExchangeRequest(RequestModel):
@@ -43,7 +54,7 @@ def register(app: web.Application) -> None:
 
 
 def refused(message: str) -> ApiProblem:
-    """401 saying which rule refused the service-account token (it is the caller's own, so no secret leaks)."""
+    """401 saying why the service-account token was refused."""
     return ApiProblem(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -66,9 +77,16 @@ async def exchange_token(request: web.Request) -> web.Response:
     body = parse_json(raw, ExchangeRequest)
     try:
         exchanged = await exchange.exchange(body.service_account_token)
-    except (ReviewRefused, Refusal) as exc:
+    except ReviewRefused as exc:
+        log.info("service-account exchange refused: %s", exc)
+        raise refused(INVALID_TOKEN_MESSAGE) from None
+    except Refusal as exc:
         log.info("service-account exchange refused: %s", exc)
         raise refused(str(exc)) from None
+    except ReviewBusy as exc:
+        raise unavailable(
+            f"cannot exchange the token now: {exc}; retry shortly", retry_after=BUSY_RETRY_AFTER
+        ) from None
     except (ReviewUnavailable, NoSigningKey) as exc:
         raise unavailable(f"cannot exchange the token now: {exc}") from None
     identity = exchanged.authentication.identity

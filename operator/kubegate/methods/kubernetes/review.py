@@ -2,17 +2,15 @@
 
 Successful reviews are cached for a few seconds, never past the token's expiry, under an HMAC of the
 token (a random per-process key, so the cache holds nothing that could be replayed or brute-forced).
-Identical reviews in flight share one API call.
+Identical reviews in flight share one API call, and at most `max_concurrent` calls are in flight: beyond
+that a review is refused at once (503), so a burst of exchanges cannot become a burst on the API server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections import OrderedDict
@@ -21,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubegate.kube import ApiError, ApiUnavailable, KubeClient
+from kubegate.methods.kubernetes.claims import SA_PREFIX, unverified_payload
 
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
-SA_PREFIX = "system:serviceaccount:"
 POD_NAME = "authentication.kubernetes.io/pod-name"
 POD_UID = "authentication.kubernetes.io/pod-uid"
 
@@ -48,6 +46,10 @@ class ReviewUnavailable(Exception):  # noqa: N818
     """The API server could not be asked: retry later (503), do not call the token invalid."""
 
 
+class ReviewBusy(ReviewUnavailable):
+    """As many TokenReviews as allowed are in flight already: retry in a moment (503)."""
+
+
 @dataclass
 class _Cached:
     account: ReviewedAccount
@@ -55,14 +57,8 @@ class _Cached:
 
 
 def _token_expiry(token: str) -> float | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
+    payload = unverified_payload(token)
+    exp = payload.get("exp") if payload is not None else None
     return float(exp) if isinstance(exp, int | float) else None
 
 
@@ -103,12 +99,14 @@ class TokenReviewer:
         *,
         audiences: Sequence[str],
         cache_seconds: float = 5.0,
+        max_concurrent: int = 32,
         max_cached: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._audiences = tuple(audiences)
         self._cache_seconds = cache_seconds
+        self._max_concurrent = max_concurrent
         self._max_cached = max_cached
         self._clock = clock
         self._key = secrets.token_bytes(32)
@@ -118,13 +116,15 @@ class TokenReviewer:
         """TokenReviews sent to the API server since start (benchmarks print it)."""
 
     async def review(self, token: str) -> ReviewedAccount:
-        """The service account `token` belongs to; raises ReviewRefused or ReviewUnavailable."""
+        """The service account `token` belongs to; raises ReviewRefused, ReviewUnavailable or ReviewBusy."""
         key = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
         cached = self._cache.get(key)
         if cached is not None and self._clock() < cached.until:
             return cached.account
         task = self._in_flight.get(key)
         if task is None:
+            if len(self._in_flight) >= self._max_concurrent:
+                raise ReviewBusy(f"{self._max_concurrent} service-account tokens are being reviewed already")
             # A task of its own: a caller that goes away (client disconnect) does not cancel the
             # review for the others waiting on it.
             task = asyncio.create_task(self._ask_and_cache(key, token))
