@@ -28,6 +28,24 @@ LogLevel = Annotated[str, AfterValidator(_log_level_name)]
 """A log level name, upper-cased; one of DEBUG, INFO, WARNING, ERROR."""
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """HOST:PORT as (host, port); the brackets of an IPv6 host are dropped."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _host_port(value: str) -> str:
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        # Said at start-up: left to the HTTP server, a missing port would quietly become port 80.
+        raise ValueError("use HOST:PORT, for example 0.0.0.0:8443 or [::]:8443")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_host_port)]
+"""HOST:PORT to listen on; IPv6 hosts in brackets."""
+
+
 def _random_priority() -> int:
     # kopf freezes every replica that shares the top priority, so each replica draws its own.
     return random.SystemRandom().randint(1, 2**31 - 1)
@@ -78,8 +96,8 @@ class OperatorSettings(BaseModel):
     """Run without peering (a single replica, or a development run)."""
     priority: Annotated[int, Field(ge=0)] = Field(default_factory=_random_priority)
     """Peering priority; the live replica with the highest one acts. Default: random per replica."""
-    health_address: str = "0.0.0.0:8081"
-    """Address of the liveness endpoint (/healthz)."""
+    health_address: Address = "0.0.0.0:8081"
+    """Address of the liveness endpoint (/healthz); port 0: a free port, named in the log."""
     log_level: LogLevel = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
@@ -111,7 +129,7 @@ class ServerSettings(BaseModel):
 
     operator_namespace: Annotated[str, Field(pattern=DNS_LABEL_PATTERN)] = DEFAULT_NAMESPACE
     """Namespace of the operator, whose validation-config Secrets this server watches."""
-    address: str = "0.0.0.0:8443"
+    address: Address = "0.0.0.0:8443"
     """Address to listen on, HOST:PORT."""
     tls_cert_file: str | None = None
     """Serving certificate (PEM, chain allowed); re-read when the file changes."""
@@ -174,14 +192,6 @@ class ServerSettings(BaseModel):
             raise ValueError("group names must not be empty")
         return value
 
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        _, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("use HOST:PORT, for example 0.0.0.0:8443")
-        return value
-
     @field_validator("insecure_http")
     @classmethod
     def _transport(cls, value: bool, info: ValidationInfo) -> bool:
@@ -219,5 +229,4 @@ class ServerSettings(BaseModel):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.address.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_address(self.address)

@@ -14,6 +14,7 @@ from kubegate.kube.paths import path_for
 from kubegate.operator.bootstrap import ensure_bootstrap_token
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
+from kubegate.operator.liveness import liveness_endpoint
 from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
 from kubegate.operator.statictoken import Reconciled, Retry, TokenReconciler
 from kubegate.operator.token_plan import clamp_sleep
@@ -243,7 +244,7 @@ async def run(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = N
             standalone=settings.standalone,
             peering_name=None if settings.standalone else settings.peering,
             priority=settings.priority,
-            liveness_endpoint=f"http://{settings.health_address}/healthz",
+            liveness_endpoint=liveness_endpoint(settings.health_address),
             stop_flag=stop_flag,
             memo=kopf.Memo(operator=operator),
         )
