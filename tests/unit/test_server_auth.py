@@ -13,6 +13,7 @@ from server_harness import Harness, bearer
 from kubegate.server import log_filters
 from kubegate.verify import COOKIE_NAME, UNAUTHENTICATED_MESSAGE, Authentication, VerifierUnavailable
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+from support.flipt import status_of
 
 
 @pytest.mark.parametrize(
@@ -32,7 +33,8 @@ async def test_one_401_for_missing_malformed_and_unknown(headers: dict[str, str]
         response = await client.get("/auth/v1/self", headers=headers)
         assert response.status == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
-        assert await response.json() == {"code": "unauthenticated", "message": UNAUTHENTICATED_MESSAGE, "details": []}
+        answer = status_of(await response.json())
+        assert (answer.code, answer.reason, answer.message) == (16, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
 
 
 async def test_expired_token_gets_the_same_401() -> None:
@@ -60,17 +62,17 @@ async def test_before_the_config_is_loaded_the_answer_is_503_not_401() -> None:
         response = await client.get("/auth/v1/verify", headers=bearer(token))
         assert response.status == 503
         assert response.headers["Retry-After"]
-        assert (await response.json())["code"] == "unavailable"
+        assert status_of(await response.json()).code == 14
 
 
 async def test_unknown_path_and_wrong_method_answer_in_json() -> None:
     async with Harness().client() as client:
         missing = await client.get("/auth/v1/nope")
         assert missing.status == 404
-        assert (await missing.json())["code"] == "not_found"
+        assert status_of(await missing.json()).code == 5
         wrong = await client.post("/auth/v1/self")
         assert wrong.status == 405
-        assert (await wrong.json())["code"] == "method_not_allowed"
+        assert status_of(await wrong.json()).reason == "METHOD_NOT_ALLOWED"
         assert "GET" in wrong.headers["Allow"]
 
 

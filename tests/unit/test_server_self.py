@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from server_harness import Harness, bearer
 
 from kubegate.kube import ApiUnavailable
+from support.flipt import status_of
 
 
 async def test_self_describes_the_caller() -> None:
@@ -56,7 +57,7 @@ async def test_expire_with_a_bad_body_is_400() -> None:
     async with harness.client() as client:
         response = await client.put("/auth/v1/self/expire", headers=bearer(token), json={"expiresAt": "tomorrow"})
         assert response.status == 400
-        assert (await response.json())["details"][0]["field"] == "expiresAt"
+        assert status_of(await response.json()).fields == ["expiresAt"]
     assert harness.store.expired == []
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from server_harness import Harness, bearer
 
+from support.flipt import status_of
+
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD", "DELETE", "PATCH"])
 async def test_any_method_gets_identity_headers(method: str) -> None:
@@ -35,12 +37,14 @@ async def test_every_required_group_must_be_held() -> None:
         assert ok.status == 200
         denied = await client.get("/auth/v1/verify?group=deployers&group=admins&group=ops", headers=bearer(token))
         assert denied.status == 403
-        body = await denied.json()
-        assert body["code"] == "permission_denied"
-        assert "admins, ops" in body["message"]
-        assert body["details"] == [
-            {"requirement": "group", "allOf": ["deployers", "admins", "ops"], "missing": ["admins", "ops"]}
-        ]
+        answer = status_of(await denied.json())
+        assert answer.code == 7
+        assert "admins, ops" in answer.message
+        assert answer.metadata == {
+            "requirement": "group",
+            "allOf": ["deployers", "admins", "ops"],
+            "missing": ["admins", "ops"],
+        }
 
 
 async def test_empty_group_parameter_is_a_configuration_error() -> None:

@@ -1,7 +1,7 @@
 """Request bodies: JSON only, bounded in size, validated by a pydantic model that refuses unknown fields
 (or by a pydantic TypeAdapter, for bodies read on a hot path: it skips building model objects).
 
-Bad input always ends as a 4xx `ApiProblem` (415, 413, 400 with one detail per bad field), never a 500.
+Bad input always ends as a 4xx `ApiProblem` (415, 413, 400 with one violation per bad field), never a 500.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from kubegate.server.errors import ApiProblem, invalid
+from kubegate.server.errors import FieldViolation, invalid, unsupported_media_type
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -72,10 +72,8 @@ def _require_json(request: web.Request) -> None:
         return  # the common case, without parsing the header
     content_type = request.content_type
     if not _is_json(content_type):
-        raise ApiProblem(
-            415,
-            "unsupported_media_type",
-            f"the body must be JSON: send 'Content-Type: application/json' (got {content_type!r})",
+        raise unsupported_media_type(
+            f"the body must be JSON: send 'Content-Type: application/json' (got {content_type!r})"
         )
 
 
@@ -101,11 +99,9 @@ def parse_json(raw: bytes, schema: type[T] | TypeAdapter[T]) -> T:
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        details = [
-            {"field": _field(error["loc"]), "message": error["msg"]} for error in exc.errors(include_input=False)
-        ]
-        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
-        raise invalid(f"the body has invalid fields: {summary}", details) from None
+        violations = [FieldViolation(_field(error["loc"]), error["msg"]) for error in exc.errors(include_input=False)]
+        summary = "; ".join(f"{v.field or 'body'}: {v.description}" for v in violations)
+        raise invalid(f"the body has invalid fields: {summary}", violations) from None
 
 
 def _field(loc: tuple[int | str, ...]) -> str:

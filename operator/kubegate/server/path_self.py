@@ -12,7 +12,7 @@ from kubegate.kube import ApiError, ApiUnavailable, NotFound
 from kubegate.server.auth import authenticate
 from kubegate.server.bodies import RequestModel, read_json
 from kubegate.server.context import ServerContext, context_of
-from kubegate.server.errors import ApiProblem, field_error, from_kube, unavailable
+from kubegate.server.errors import field_error, from_kube, invalid, unavailable
 from kubegate.server.path_tokens import revoke_client_token
 from kubegate.server.responses import empty_response, json_response
 from kubegate.server.routing import add_route
@@ -42,7 +42,7 @@ async def get_self(request: web.Request) -> web.Response:
 async def _expire_client_token(context: ServerContext, caller: Authentication, body: ExpireSelfRequest) -> web.Response:
     """A client token cannot be re-signed with an earlier expiry: it is revoked, now and only now."""
     if context.revocations is None:
-        raise ApiProblem(400, "invalid_argument", f"this server cannot expire a {caller.method} authentication")
+        raise invalid(f"this server cannot expire a {caller.method} authentication")
     if body.expires_at is not None and body.expires_at > datetime.now(UTC):
         raise field_error("expiresAt", "a client token can only be expired now: leave expiresAt out")
     until = caller.expires_at.timestamp() if caller.expires_at is not None else None

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from kubegate.client_tokens.keys import ALGORITHM
 from kubegate.server.context import context_of
-from kubegate.server.errors import ApiProblem, unavailable
+from kubegate.server.errors import not_found, unavailable
 from kubegate.server.routing import add_route
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -30,7 +30,7 @@ def _issuer(request: web.Request) -> str:
     context = context_of(request)
     issuer = context.settings.issuer_url
     if issuer is None or context.signing_keys is None:
-        raise ApiProblem(404, "not_found", "this server issues no client tokens: it has no --issuer-url")
+        raise not_found("this server issues no client tokens: it has no --issuer-url")
     return issuer
 
 

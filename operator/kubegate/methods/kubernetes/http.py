@@ -20,7 +20,7 @@ from kubegate.methods.kubernetes.exchange import NoSigningKey
 from kubegate.methods.kubernetes.review import ReviewBusy, ReviewRefused, ReviewUnavailable
 from kubegate.server.bodies import RequestModel, parse_json
 from kubegate.server.context import context_of
-from kubegate.server.errors import ApiProblem, invalid, unavailable
+from kubegate.server.errors import ApiProblem, invalid, not_found, unauthenticated, unavailable, unsupported_media_type
 from kubegate.server.responses import json_response
 from kubegate.server.routing import add_route
 from kubegate.verify import Authentication
@@ -55,22 +55,21 @@ def register(app: web.Application) -> None:
 
 def refused(message: str) -> ApiProblem:
     """401 saying why the service-account token was refused."""
-    return ApiProblem(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+    return unauthenticated(message)
 
 
 async def exchange_token(request: web.Request) -> web.Response:
     exchange = context_of(request).kubernetes_exchange
     if exchange is None:
-        raise ApiProblem(
-            404,
-            "method_disabled",
+        raise not_found(
             "the Kubernetes method is not enabled on this server: start it with --issuer-url and "
             "--serviceaccount-bindings-file",
+            reason="METHOD_DISABLED",
         )
     if request.content_type.startswith("multipart/") or (
         request.content_type not in _ACCEPTED_TYPES and not request.content_type.endswith("+json")
     ):
-        raise ApiProblem(415, "unsupported_media_type", "send the body as JSON ('Content-Type: application/json')")
+        raise unsupported_media_type("send the body as JSON ('Content-Type: application/json')")
     raw = await request.read()
     if not raw.strip():
         raise invalid('the request needs a JSON body: {"serviceAccountToken": "<token>"}')
