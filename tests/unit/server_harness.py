@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.token.store import IssuedToken, TokenNotIssued
 from kubegate.methods.token.tokens import generate_token, hash_token
@@ -87,6 +88,35 @@ class FakeTokenStore:
         asyncio.get_running_loop().call_later(self.propagation_delay, change)
 
 
+class FakeConfigMaps:
+    """The three calls Revocations makes, with resourceVersion checks like the API server's."""
+
+    def __init__(self) -> None:
+        self.object: dict[str, Any] | None = None
+        self.version = 0
+
+    async def get(self, path: str) -> dict[str, Any]:
+        if self.object is None:
+            raise NotFound(status=404, reason="NotFound", message="not found")
+        return self.object
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.object is not None:
+            raise AlreadyExists(status=409, reason="AlreadyExists", message="exists")
+        return self._store(body)
+
+    async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.object is not None
+        if body["metadata"]["resourceVersion"] != self.object["metadata"]["resourceVersion"]:
+            raise Conflict(status=409, reason="Conflict", message="changed")
+        return self._store(body)
+
+    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        self.object = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        return self.object
+
+
 class NeverIssues(FakeTokenStore):
     async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
         self.created.append(resource)
@@ -149,6 +179,12 @@ class Harness:
         )
         self.put(entry)
         return token, entry
+
+    def enable_revocations(self) -> FakeConfigMaps:
+        """Turn the client-token deny-list on; the ConfigMap it writes is the returned fake's `object`."""
+        configmaps = FakeConfigMaps()
+        self.revocations = Revocations(configmaps, "kubegate-system")  # type: ignore[arg-type]
+        return configmaps
 
     def admin(self) -> str:
         token, _ = self.add_token("admin", namespace="kubegate-system", groups=(ADMIN_GROUP,))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from server_harness import Harness, bearer
 
 from kubegate.kube import ApiUnavailable
 from kubegate.settings import ServerSettings
+from support.flipt import status_of
 
 
 async def test_list_pages_through_every_valid_token_in_id_order() -> None:
@@ -67,6 +71,59 @@ async def test_a_caller_reads_itself_but_needs_a_group_for_others() -> None:
         response = await client.get(f"/auth/v1/tokens/{other.token_id}", headers=bearer(admin))
         assert (await response.json())["identity"]["username"] == "statictoken:team:other"
         assert (await client.get("/auth/v1/tokens/no-such-id", headers=bearer(admin))).status == 404
+
+
+async def test_a_token_in_place_of_an_id_is_not_repeated(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness = Harness()
+    admin = harness.admin()
+    pasted, _ = harness.add_token("pasted")
+    async with harness.client() as client:
+        for caller in (admin, pasted):
+            response = await client.get(f"/auth/v1/tokens/{pasted}", headers=bearer(caller))
+            assert response.status in (403, 404)
+            assert pasted not in await response.text()
+        response = await client.get(f"/auth/v1/tokens/{pasted}", headers=bearer(admin))
+        assert response.status == 404
+        assert "a token id is a UUID" in status_of(await response.json()).message
+    assert pasted not in logged(caplog)
+
+
+@pytest.mark.parametrize("pasted", ["kg_" + "A" * 43 + "=", "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln", "x"])
+async def test_deleting_a_token_in_place_of_an_id_stores_and_logs_nothing(
+    pasted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the deny-list on, an id that is no static token's is taken for a client token's and revoked:
+    but only an id of an id's shape."""
+    caplog.set_level(logging.DEBUG)
+    harness = Harness()
+    configmaps = harness.enable_revocations()
+    admin = harness.admin()
+    async with harness.client() as client:
+        response = await client.delete(f"/auth/v1/tokens/{pasted}", headers=bearer(admin))
+        assert response.status == 404
+        assert status_of(await response.json()).code == 5
+        assert pasted not in await response.text()
+    assert configmaps.object is None
+    assert pasted not in logged(caplog)
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    """What kubegate logged. The test server's access log is aiohttp's, with the raw path; `kubegate server`
+    replaces it with one that writes the route template (see test_server_access_log)."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+
+
+async def test_deleting_an_unknown_id_of_an_ids_shape_revokes_it_as_a_client_tokens() -> None:
+    harness = Harness()
+    configmaps = harness.enable_revocations()
+    admin = harness.admin()
+    client_token_id = str(uuid.uuid4())
+    async with harness.client() as client:
+        response = await client.delete(f"/auth/v1/tokens/{client_token_id}", headers=bearer(admin))
+        assert response.status == 200
+    assert configmaps.object is not None
+    assert client_token_id in configmaps.object["data"]["revoked.json"]
 
 
 async def test_delete_removes_the_statictoken_and_answers_once_the_token_is_refused() -> None:

@@ -1,5 +1,9 @@
 """`GET /auth/v1/tokens`, `GET /auth/v1/tokens/{id}` and `DELETE /auth/v1/tokens/{id}`: Flipt's
-authentication listing and deletion, over the tokens this server accepts."""
+authentication listing and deletion, over the tokens this server accepts.
+
+An `{id}` that is not of a token id's shape may be a token pasted in by mistake: it is answered 404
+without repeating it, and never stored or logged.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import time
 from aiohttp import web
 
 from kubegate.kube import ApiError, ApiUnavailable
+from kubegate.methods.token.tokens import is_token_id
 from kubegate.server.auth import authenticate, require_any_group
 from kubegate.server.context import ServerContext, context_of
 from kubegate.server.errors import field_error, from_kube, not_found, unavailable
@@ -30,6 +35,10 @@ DEFAULT_LIMIT = 100
 MAX_CLIENT_TOKEN_LIFETIME = 24 * 3600
 MAX_LIMIT = 1000
 _PAGE_TOKEN_PREFIX = "after:"
+NOT_AN_ID_MESSAGE = (
+    "no token has this id: a token id is a UUID, as GET /auth/v1/self and GET /auth/v1/tokens show it; "
+    "the path never takes a token itself"
+)
 
 
 class ListAuthenticationsResponse(ResponseModel):
@@ -87,6 +96,8 @@ async def delete_token(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     require_any_group(caller, context.settings.delete_token_groups, action="deleting tokens")
     token_id = request.match_info["id"]
+    if not is_token_id(token_id):
+        raise not_found(NOT_AN_ID_MESSAGE)
     static = context.config.index.by_id(token_id)
     if (static is None or static.expired(time.time())) and context.revocations is not None:
         await revoke_client_token(context, token_id, until=None)
@@ -132,9 +143,11 @@ async def revoke_client_token(context: ServerContext, token_id: str, *, until: f
 
 
 def _record(context: ServerContext, token_id: str) -> StaticTokenRecord:
+    if not is_token_id(token_id):
+        raise not_found(NOT_AN_ID_MESSAGE)
     record = context.config.index.by_id(token_id)
     if record is None or record.expired(time.time()):
-        raise not_found(f"no valid token has id {token_id!r}")
+        raise not_found(f"no valid token has id {token_id}")
     return record
 
 

@@ -32,9 +32,19 @@ def generate_token(prefix: str = "") -> str:
     return prefix + base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).decode("ascii")
 
 
+_TOKEN_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def new_token_id() -> str:
-    """A token id: a random UUID, safe to show, log and put in status."""
+    """A token id: a random UUID, safe to show, log and put in status. Static tokens and client tokens
+    (their `jti`) both get theirs here."""
     return str(uuid.uuid4())
+
+
+def is_token_id(text: str) -> bool:
+    """Whether `text` has the shape of the ids `new_token_id` makes. Anything else may be a credential
+    pasted where an id belongs, so it is neither repeated, stored nor logged."""
+    return _TOKEN_ID_RE.fullmatch(text) is not None
 
 
 def hash_token(token: str) -> str:
