@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from server_processes import (
 
 from kubegate.devcluster import Kubectl
 from support import eventually
+from support.flipt import status_of
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +104,59 @@ async def test_expire_self_on_a_real_cluster(
     assert resource["spec"]["expiresAt"]
     ready = next(c for c in resource["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Expired")
+
+
+async def test_flipts_sdk_calls_on_a_real_cluster(
+    server: ServerProcess, operator: KubegateProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """The requests Flipt's Go SDK makes, byte for byte where it matters: the list query it always sends,
+    a create without a content type, the expiry in the query; and its strict reading of errors."""
+    await wait_ready(server)
+    admin = {"Authorization": f"Bearer {bootstrap_token(operator)}"}
+    async with aiohttp.ClientSession(base_url=server.url) as http:
+        deadline = time.monotonic() + 30
+        while (await http.get("/auth/v1/self", headers=admin)).status != 200:
+            assert time.monotonic() < deadline
+            await _pause()
+        listed = await http.get("/auth/v1/tokens?method=METHOD_NONE&limit=0&pageToken=", headers=admin)
+        assert listed.status == 200, await listed.text()
+        assert len((await listed.json())["authentications"]) == 1  # the bootstrap token
+
+        created = await http.post(
+            "/auth/v1/method/token",
+            headers=admin,
+            data=b'{"name":"sdk","description":"from the Go SDK"}',
+            skip_auto_headers=("Content-Type",),
+        )
+        assert created.status == 200, await created.text()
+        body = await created.json()
+        token, token_id = body["clientToken"], body["authentication"]["id"]
+        mine = {"Authorization": f"Bearer {token}"}
+
+        later = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+        expired = await http.put(
+            "/auth/v1/self/expire", headers=mine, params={"expiresAt": later.isoformat().replace("+00:00", "Z")}
+        )
+        assert expired.status == 200, await expired.text()
+        me = await http.get("/auth/v1/self", headers=mine)
+        assert me.status == 200
+        assert datetime.fromisoformat((await me.json())["expiresAt"]) == later
+
+        # The token itself where its id belongs: not repeated, not revoked, not logged.
+        for method in ("GET", "DELETE"):
+            answer = await http.request(method, f"/auth/v1/tokens/{token}", headers=admin)
+            assert answer.status == 404
+            assert token not in await answer.text()
+            assert status_of(await answer.json()).code == 5
+        assert (await http.get("/auth/v1/self", headers=mine)).status == 200
+
+        refused = await http.get("/auth/v1/self")
+        assert refused.status == 401
+        assert status_of(await refused.json()).code == 16
+    resources = kubectl.json("get", "statictokens", "-n", namespace)["items"]
+    (resource,) = [r for r in resources if r["status"].get("tokenId") == token_id]
+    assert resource["spec"]["expiresAt"] == later.isoformat().replace("+00:00", "Z")
+    assert token not in server.process.log()
 
 
 async def _pause() -> None:

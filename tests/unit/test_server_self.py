@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from server_harness import Harness, bearer
 
 from kubegate.kube import ApiUnavailable
@@ -49,6 +50,54 @@ async def test_expire_at_a_given_time() -> None:
         )
         assert response.status == 200, await response.text()
     assert harness.store.expired[0][2] == later
+
+
+async def test_expire_at_the_time_in_the_query_as_flipts_sdk_sends_it() -> None:
+    harness = Harness()
+    token, _ = harness.add_token("ci")
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    async with harness.client() as client:
+        response = await client.put(
+            "/auth/v1/self/expire",
+            headers=bearer(token),
+            params={"expiresAt": later.isoformat(timespec="microseconds").replace("+00:00", "Z")},
+        )
+        assert response.status == 200, await response.text()
+    assert harness.store.expired[0][2] == later
+
+
+@pytest.mark.parametrize("where", ["query", "body"])
+async def test_expire_at_a_past_time_ends_the_token_now(where: str) -> None:
+    """Flipt's SDK sends 1970-01-01T00:00:00Z when its caller gives no time."""
+    harness = Harness()
+    harness.store.propagation_delay = 0.1
+    token, _ = harness.add_token("ci")
+    past = "1970-01-01T00:00:00Z"
+    async with harness.client() as client:
+        before = datetime.now(UTC).replace(microsecond=0)
+        response = await client.put(
+            "/auth/v1/self/expire",
+            headers=bearer(token),
+            params={"expiresAt": past} if where == "query" else None,
+            json={"expiresAt": past} if where == "body" else None,
+        )
+        assert response.status == 200, await response.text()
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
+    assert before <= harness.store.expired[0][2] <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "2031-13-01T00:00:00Z", "2031-01-01T00:00:00", "kg_" + "S" * 43 + "="])
+async def test_expire_with_a_bad_time_in_the_query_is_400_naming_the_parameter(value: str) -> None:
+    harness = Harness()
+    token, _ = harness.add_token("ci")
+    async with harness.client() as client:
+        response = await client.put("/auth/v1/self/expire", headers=bearer(token), params={"expiresAt": value})
+        assert response.status == 400
+        answer = status_of(await response.json())
+        assert answer.fields == ["expiresAt"]
+        assert "RFC 3339" in answer.message
+        assert value not in await response.text()
+    assert harness.store.expired == []
 
 
 async def test_expire_with_a_bad_body_is_400() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from server_harness import Harness, bearer
@@ -55,9 +56,46 @@ async def test_list_filters_by_method_and_checks_parameters() -> None:
     async with harness.client() as client:
         only_oidc = await client.get("/auth/v1/tokens?method=METHOD_OIDC", headers=bearer(admin))
         assert (await only_oidc.json()) == {"authentications": [], "nextPageToken": ""}
-        for query in ("limit=0", "limit=1001", "limit=abc", "method=METHOD_X", "pageToken=garbage", "pageToken=%FF"):
+        for query, field in [
+            ("limit=abc", "limit"),
+            ("limit=-1", "limit"),
+            ("limit=%C2%B2", "limit"),  # a digit to str.isdigit, not to int()
+            ("method=METHOD_X", "method"),
+            ("pageToken=garbage", "pageToken"),
+            ("pageToken=%FF", "pageToken"),
+        ]:
             response = await client.get(f"/auth/v1/tokens?{query}", headers=bearer(admin))
             assert response.status == 400, query
+            assert status_of(await response.json()).fields == [field]
+
+
+async def test_list_takes_the_query_flipts_sdk_always_sends() -> None:
+    """Flipt's Go SDK sends `method=METHOD_NONE&limit=0&pageToken=` when the caller sets nothing: every
+    method, the default page of 25, the first page."""
+    harness = Harness()
+    admin = harness.admin()
+    for i in range(104):
+        harness.add_token(f"app-{i}")
+    async with harness.client() as client:
+
+        async def page(query: str) -> dict[str, Any]:
+            response = await client.get(f"/auth/v1/tokens?{query}", headers=bearer(admin))
+            assert response.status == 200, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
+
+        first = await page("method=METHOD_NONE&limit=0&pageToken=")
+        assert len(first["authentications"]) == 25
+        assert first["nextPageToken"]
+        assert len((await page(""))["authentications"]) == 25
+        assert len((await page("limit=7"))["authentications"]) == 7
+        assert len((await page("limit=1000"))["authentications"]) == 100  # cut to the maximum, as Flipt does
+        assert len((await page("limit=" + "9" * 5000))["authentications"]) == 100
+        assert len((await page("method=METHOD_TOKEN&limit=0"))["authentications"]) == 25
+        assert (await page("method=METHOD_KUBERNETES&limit=0")) == {"authentications": [], "nextPageToken": ""}
+        rest = await page(f"method=METHOD_NONE&limit=100&pageToken={first['nextPageToken']}")
+        assert len(rest["authentications"]) == 80  # 105 tokens with the admin's
+        assert rest["nextPageToken"] == ""
 
 
 async def test_a_caller_reads_itself_but_needs_a_group_for_others() -> None:

@@ -1,6 +1,11 @@
 """Request bodies: JSON only, bounded in size, validated by a pydantic model that refuses unknown fields
 (or by a pydantic TypeAdapter, for bodies read on a hot path: it skips building model objects).
 
+The content type must say JSON, except on a request with an `Authorization` header: Flipt's gateway reads
+any body as JSON and its Go SDK sends none. A page on another site can make a browser send a cookie with a
+form or `text/plain` body, but never an `Authorization` header, and sending `application/json` across sites
+needs the target's CORS consent: so only a request that may be authenticated by cookie must say JSON.
+
 Bad input always ends as a 4xx `ApiProblem` (415, 413, 400 with one violation per bad field), never a 500.
 """
 
@@ -68,12 +73,13 @@ _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
 
 def _require_json(request: web.Request) -> None:
-    if request.headers.get(hdrs.CONTENT_TYPE) == _JSON:
-        return  # the common case, without parsing the header
-    content_type = request.content_type
-    if not _is_json(content_type):
+    if request.headers.get(hdrs.CONTENT_TYPE) == _JSON or hdrs.AUTHORIZATION in request.headers:
+        return  # the common case without parsing the header; a header-authenticated request is no CSRF
+    if hdrs.CONTENT_TYPE not in request.headers or not _is_json(request.content_type):
+        sent = repr(request.content_type) if hdrs.CONTENT_TYPE in request.headers else "none"
         raise unsupported_media_type(
-            f"the body must be JSON: send 'Content-Type: application/json' (got {content_type!r})"
+            f"the body must be JSON: send 'Content-Type: application/json' (got {sent}); only a request with "
+            "an Authorization header may leave it out"
         )
 
 

@@ -1,4 +1,11 @@
-"""`GET /auth/v1/self` (who am I) and `PUT /auth/v1/self/expire` (end my own token), as in Flipt."""
+"""`GET /auth/v1/self` (who am I) and `PUT /auth/v1/self/expire` (end my own token), as in Flipt.
+
+The expiry comes as Flipt's Go SDK sends it, in the query (`?expiresAt=<RFC 3339>`), or in a JSON body
+(kubegate's older form); neither: now. A time in the past also means now: Flipt stores it, which refuses
+the token from then on all the same, and its SDK sends 1970-01-01T00:00:00Z when the caller gives no time.
+kubegate records now rather than the past time, so that the grace period before the operator deletes an
+expired StaticToken (`--delete-expired-after`) counts from the moment the token ended.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, ValidationError
 
 from kubegate.kube import ApiError, ApiUnavailable, NotFound
 from kubegate.server.auth import authenticate
@@ -51,13 +58,27 @@ async def _expire_client_token(context: ServerContext, caller: Authentication, b
     return empty_response()
 
 
+def _from_query(request: web.Request) -> ExpireSelfRequest | None:
+    """The expiry in the query, as grpc-gateway reads it (JSON or proto field name); None when absent."""
+    raw = request.query.get("expiresAt") or request.query.get("expires_at")
+    if not raw:
+        return None
+    try:
+        return ExpireSelfRequest.model_validate({"expiresAt": raw})
+    except ValidationError as exc:
+        # Not the value itself: a client that mixed up its parameters may have put a token there.
+        reason = exc.errors(include_input=False)[0]["msg"]
+        raise field_error("expiresAt", f"must be an RFC 3339 time such as 2030-01-01T00:00:00Z ({reason})") from None
+
+
 async def expire_self(request: web.Request) -> web.Response:
     """A static token expires by setting `spec.expiresAt` on its StaticToken (the whole resource, every
     token of it); the answer comes once this server no longer accepts the token at the new time."""
     context = context_of(request)
     caller = await authenticate(request)
-    body = await read_json(request, ExpireSelfRequest, allow_empty=True)
-    at = (body.expires_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    body = _from_query(request) or await read_json(request, ExpireSelfRequest, allow_empty=True)
+    now = datetime.now(UTC)
+    at = max(body.expires_at or now, now).astimezone(UTC).replace(microsecond=0)
     if caller.method is not Method.TOKEN:
         return await _expire_client_token(context, caller, body)
     record = context.config.index.by_id(caller.id)

@@ -1,6 +1,9 @@
 """`GET /auth/v1/tokens`, `GET /auth/v1/tokens/{id}` and `DELETE /auth/v1/tokens/{id}`: Flipt's
 authentication listing and deletion, over the tokens this server accepts.
 
+The listing takes the query Flipt's Go SDK always sends (`method=METHOD_NONE&limit=0&pageToken=`) with
+Flipt's meaning: limit 0 is the default page, a larger limit than the maximum is cut to it.
+
 An `{id}` that is not of a token id's shape may be a token pasted in by mistake: it is answered 404
 without repeating it, and never stored or logged.
 """
@@ -30,10 +33,12 @@ log = logging.getLogger(__name__)
 
 PATH = "/auth/v1/tokens"
 ITEM_PATH = "/auth/v1/tokens/{id}"
-DEFAULT_LIMIT = 100
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+ALL_METHODS = "METHOD_NONE"
+"""Flipt's method filter for "every method" (its enum's zero value)."""
 # Used only before the operator published its signing keys (which say how long client tokens live).
 MAX_CLIENT_TOKEN_LIFETIME = 24 * 3600
-MAX_LIMIT = 1000
 _PAGE_TOKEN_PREFIX = "after:"
 NOT_AN_ID_MESSAGE = (
     "no token has this id: a token id is a UUID, as GET /auth/v1/self and GET /auth/v1/tokens show it; "
@@ -60,10 +65,11 @@ async def list_tokens(request: web.Request) -> web.Response:
     require_any_group(caller, context.settings.list_token_groups, action="listing tokens")
     limit = _limit(request.query.get("limit"))
     after = _page_token(request.query.get("pageToken") or request.query.get("page_token") or "")
-    method = request.query.get("method") or ""
-    if method and method not in {m.value for m in Method}:
-        raise field_error("method", f"use one of {', '.join(m.value for m in Method)}")
-    records = context.config.index.records() if method in ("", Method.TOKEN) else []
+    method = request.query.get("method") or ALL_METHODS
+    if method != ALL_METHODS and method not in {m.value for m in Method}:
+        raise field_error("method", f"use one of {ALL_METHODS}, {', '.join(m.value for m in Method)}")
+    # Only static tokens are stored; client tokens are stateless (see the README).
+    records = context.config.index.records() if method in (ALL_METHODS, Method.TOKEN) else []
     now = time.time()
     start = bisect.bisect_right(records, after, key=lambda r: r.token_id) if after else 0
     page: list[StaticTokenRecord] = []
@@ -152,11 +158,14 @@ def _record(context: ServerContext, token_id: str) -> StaticTokenRecord:
 
 
 def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
+    """Flipt's page size: absent or 0 the default, above the maximum the maximum."""
+    if not raw:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise field_error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
+    if not (raw.isascii() and raw.isdigit()):
+        raise field_error("limit", f"must be a whole number; 0 means {DEFAULT_LIMIT}, the most is {MAX_LIMIT}")
+    # Past a few digits it is over the maximum anyway; int() of thousands of digits would even fail.
+    value = int(raw) if len(raw) <= len(str(MAX_LIMIT)) else MAX_LIMIT
+    return min(value, MAX_LIMIT) or DEFAULT_LIMIT
 
 
 def _encode_page_token(token_id: str) -> str:

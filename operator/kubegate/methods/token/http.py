@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import AwareDatetime, Field, ValidationError
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
 from kubegate.kube import ApiError, ApiUnavailable
 from kubegate.methods.token.store import TokenNotIssued
@@ -46,7 +46,10 @@ MetadataValue = Annotated[str, Field(max_length=4096)]
 
 
 class CreateTokenRequest(RequestModel):
-    """Flipt's CreateTokenRequest."""
+    """Flipt's CreateTokenRequest. Unknown fields are ignored, as Flipt's gateway ignores them, so that a
+    client written for a newer Flipt (with fields kubegate lacks) still creates its token."""
+
+    model_config = ConfigDict(extra="ignore")
 
     name: Annotated[str, Field(min_length=1, max_length=253)]
     description: Annotated[str, Field(max_length=1024)] = ""
