@@ -93,7 +93,7 @@ def flow(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path: Path) -> Iterato
     kubectl("create", "serviceaccount", "-n", apps, "deployer")
     bindings = tmp_path / "bindings.yaml"
     bindings.write_text(f"- namespaces: ['{apps}']\n  serviceAccounts: ['deployer']\n  groups: ['kubegate:admin']\n")
-    (health,) = pick_free_ports(1)
+    health, port = pick_free_ports(2)
     operator = start_kubegate(
         "operator",
         [
@@ -115,8 +115,10 @@ def flow(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path: Path) -> Iterato
         kubeconfig=dev_cluster.kubeconfig,
         operator_namespace=operator_ns,
         log_dir=tmp_path,
+        port=port,
         extra=[
             "--log-level=DEBUG",
+            f"--issuer-url=http://127.0.0.1:{port}",
             f"--serviceaccount-bindings-file={bindings}",
             f"--serviceaccount-audiences={AUDIENCE}",
         ],
@@ -216,10 +218,19 @@ def test_no_secret_outside_its_own_secret(flow: Flow) -> None:
     rotated_keys = eventually(
         lambda: len((ks := flow.signing_keys()).keys) == 2 and ks, timeout=30, what="a key rotation"
     )
-    for key in {*first_keys.keys, *rotated_keys.keys}:
-        flow.keep(f"the private signing key {key.kid}", key.private_jwk["d"], f"{op}/{keys.SECRET_NAME}")
+    private = {key.kid: key.private_jwk["d"] for key in (*first_keys.keys, *rotated_keys.keys)}
+    for kid, d in private.items():
+        flow.keep(f"the private signing key {kid}", d, f"{op}/{keys.SECRET_NAME}")
     stale = json.dumps({"data": {keys.DATA_KEY: keys.encode(rotated_keys)}})
-    kubectl("annotate", "secret", "-n", op, keys.SECRET_NAME, f"kopf.kubegate.dev/last-handled-configuration={stale}")
+    kubectl(
+        "annotate",
+        "--overwrite",
+        "secret",
+        "-n",
+        op,
+        keys.SECRET_NAME,
+        f"kopf.kubegate.dev/last-handled-configuration={stale}",
+    )
     eventually(
         lambda: (
             "kopf.kubegate.dev/last-handled-configuration"
