@@ -123,6 +123,8 @@ def server_args(port: int, url: str, bindings: Path) -> list[str]:
     return [sys.executable, "-m", "kubegate", "server", "--insecure-http", "--address", f"127.0.0.1:{port}",
             "--operator-namespace", OPERATOR_NS, "--issuer-url", url, "--no-access-log",
             "--serviceaccount-bindings-file", str(bindings), "--serviceaccount-audiences", AUDIENCE,
+            # wrk's 64 connections must not meet the default bound of 32 reviews in flight (503s).
+            "--serviceaccount-max-concurrent-reviews", "64",
             "--log-level", "WARNING"]  # fmt: skip
 
 
