@@ -1,0 +1,239 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, the way client-go's leaderelection does it.
+
+One replica holds the Lease and acts; the others try to acquire it every retry period. A candidate judges
+a held lease expired by the time it saw the record last change, never by the holder's `renewTime`, so a
+skewed clock cannot let two replicas act at once. The holder renews every retry period; when no renewal
+succeeded within the renew deadline (shorter than the lease duration), it has lost the lease and must
+stop acting before any candidate can see the lease as expired. Every write is a replace conditioned on the
+resourceVersion just read: of two candidates one wins, the other gets a conflict and reads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
+from kubegate.kube.paths import path_for
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "coordination.k8s.io", "v1", "leases"
+
+
+def candidate_identity() -> str:
+    """The pod name (or host name) plus a random suffix: unique per process, so that a restarted container
+    in the same pod never mistakes its predecessor's lease for its own."""
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{secrets.token_hex(4)}"
+
+
+def micro_time(moment: datetime) -> str:
+    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LeaderElector:
+    """Acquire, hold and release one Lease for one candidate identity."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_duration: float,
+        renew_deadline: float,
+        retry_period: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.identity = identity
+        self.lease = f"{namespace}/{name}"
+        self._client = client
+        self._namespace = namespace
+        self._name = name
+        self._duration = lease_duration
+        self._renew_deadline = renew_deadline
+        self._retry_period = retry_period
+        self._clock = clock
+        self._sleep = sleep
+        self._now = now
+        self._observed_spec: dict[str, Any] | None = None
+        self._observed_at = 0.0
+        self._leading = False
+        self._renewed_at = 0.0
+        self._last_error = ""
+
+    @property
+    def _collection(self) -> str:
+        return path_for(group=GROUP, version=VERSION, plural=PLURAL, namespace=self._namespace)
+
+    @property
+    def _path(self) -> str:
+        return f"{self._collection}/{self._name}"
+
+    @property
+    def holder(self) -> str:
+        """The holder in the record last read or written; empty when nobody holds the lease."""
+        return str((self._observed_spec or {}).get("holderIdentity") or "")
+
+    async def acquire(self) -> None:
+        """Return once this candidate holds the lease, trying every retry period (sooner when the observed
+        lease expires before then)."""
+        announced = False
+        while True:
+            if await self._attempt():
+                log.info("acquired the lease %s as %s", self.lease, self.identity)
+                return
+            if not announced and self.holder:
+                log.info("waiting for the lease %s, held by %s", self.lease, self.holder)
+                announced = True
+            await self._sleep(self._next_try())
+
+    async def hold(self) -> None:
+        """Renew the lease every retry period; return when it is lost: no renewal succeeded within the renew
+        deadline, or another candidate holds it."""
+        while True:
+            await self._sleep(self._retry_period)
+            started = self._clock()
+            remaining = self._renewed_at + self._renew_deadline - started
+            if remaining <= 0:
+                log.error("lease %s: not renewed within %.1fs", self.lease, self._renew_deadline)
+                break
+            try:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+                # arrives as the attempt finishes, and then the lease would be renewed after shutdown.
+                async with asyncio.timeout(remaining):
+                    renewed = await self._attempt()
+            except TimeoutError:
+                log.error("lease %s: not renewed within %.1fs", self.lease, self._renew_deadline)
+                break
+            if not renewed and self.holder not in ("", self.identity):
+                log.error("lease %s: now held by %s", self.lease, self.holder)
+                break
+        self._leading = False
+
+    async def release(self) -> None:
+        """Give the lease up so that a waiting candidate takes it at its next try, without waiting for it to
+        expire. Best effort: when this fails, the lease expires on its own."""
+        if not self._leading:
+            return
+        self._leading = False
+        try:
+            async with asyncio.timeout(self._renew_deadline):
+                await self._release()
+        except (TimeoutError, ApiError, ApiUnavailable) as exc:
+            log.warning("lease %s: not released (%s); it expires on its own", self.lease, exc)
+            return
+        log.info("released the lease %s", self.lease)
+
+    async def _release(self) -> None:
+        lease = await self._client.get(self._path)
+        spec = dict(lease.get("spec") or {})
+        if spec.get("holderIdentity") != self.identity:
+            return
+        spec.pop("holderIdentity", None)
+        # client-go releases the same way: no holder, and a duration of one second for readers that
+        # ignore an empty holder.
+        spec.update(leaseDurationSeconds=1, renewTime=micro_time(self._now()))
+        await self._client.replace(self._path, {**lease, "spec": spec})
+
+    async def _attempt(self) -> bool:
+        """One try to acquire or renew; True when this candidate holds the lease now."""
+        started = self._clock()
+        try:
+            acquired = await self._try_acquire_or_renew()
+        except (ApiError, ApiUnavailable) as exc:
+            if str(exc) != self._last_error:
+                log.warning(
+                    "lease %s: %s (the operator needs get, create and update on leases in its namespace)",
+                    self.lease,
+                    exc,
+                )
+                self._last_error = str(exc)
+            return False
+        self._last_error = ""
+        if acquired:
+            # From the start of the attempt: the renewTime written is no older than this.
+            self._renewed_at = started
+            self._leading = True
+        return acquired
+
+    async def _try_acquire_or_renew(self) -> bool:
+        now = micro_time(self._now())
+        try:
+            lease = await self._client.get(self._path)
+        except NotFound:
+            spec = self._spec(now, acquire_time=now, transitions=0)
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Lease",
+                "metadata": {"name": self._name, "namespace": self._namespace},
+                "spec": spec,
+            }
+            try:
+                written = await self._client.create(self._collection, body)
+            except AlreadyExists:
+                return False
+            self._observe(written)
+            return True
+        self._observe(lease)
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        if holder and holder != self.identity and self._expires_in() > 0:
+            return False
+        transitions = int(spec.get("leaseTransitions") or 0)
+        if holder == self.identity and self._leading:
+            new_spec = self._spec(now, acquire_time=spec.get("acquireTime") or now, transitions=transitions)
+        else:
+            new_spec = self._spec(now, acquire_time=now, transitions=transitions + 1)
+        try:
+            written = await self._client.replace(self._path, {**lease, "spec": new_spec})
+        except Conflict:
+            return False
+        self._observe(written)
+        return True
+
+    def _spec(self, now: str, *, acquire_time: str, transitions: int) -> dict[str, Any]:
+        return {
+            "holderIdentity": self.identity,
+            # The field holds whole seconds; rounding up never makes the lease shorter than the setting.
+            "leaseDurationSeconds": math.ceil(self._duration),
+            "acquireTime": acquire_time,
+            "renewTime": now,
+            "leaseTransitions": transitions,
+        }
+
+    def _observe(self, lease: dict[str, Any]) -> None:
+        spec = lease.get("spec") or {}
+        if spec != self._observed_spec:
+            self._observed_spec = dict(spec)
+            self._observed_at = self._clock()
+
+    def _expires_in(self) -> float:
+        """Seconds until the observed record expires, by this candidate's clock."""
+        duration = float((self._observed_spec or {}).get("leaseDurationSeconds") or self._duration)
+        return self._observed_at + duration - self._clock()
+
+    def _next_try(self) -> float:
+        expires_in = self._expires_in()
+        if not self.holder or expires_in <= 0:
+            # Unheld or expired, and still not ours: someone else won, or the API failed. Wait a period.
+            return self._retry_period
+        # Try right when the holder's lease runs out, not up to a retry period later.
+        return min(self._retry_period, expires_in)
