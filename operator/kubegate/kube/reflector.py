@@ -3,6 +3,10 @@
 On an API failure the sink is told the copy is stale (it keeps serving what it has) and the watch
 resumes with a capped, jittered backoff; a watch too old to resume (410 Gone) lists everything again.
 The server's validation config, the signing keys and the revocation list all stay current this way.
+
+The backoff is capped low (1.5 s by default) so that a copy catches up within about 2 s of the API
+coming back, whatever the length of the outage. Retrying that often must not flood the log: an outage
+is logged when it starts, then at most once every `report_every` seconds, and once when it ends.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubegate.kube.client import WatchEvent
@@ -18,6 +23,9 @@ from kubegate.kube.errors import ApiError, ApiUnavailable, Gone
 
 log = logging.getLogger(__name__)
 _SHORT_WATCH = 1.0
+MIN_BACKOFF = 0.25
+MAX_BACKOFF = 1.5
+REPORT_EVERY = 60.0
 
 
 class Source(Protocol):
@@ -48,6 +56,13 @@ class Sink(Protocol):
         """The connection is lost; the copy ages until the next `synced`."""
 
 
+@dataclass
+class _Outage:
+    started: float
+    reported: float
+    attempts: int = 1
+
+
 class Reflector:
     def __init__(
         self,
@@ -57,9 +72,10 @@ class Reflector:
         sink: Sink,
         what: str,
         label_selector: str | None = None,
-        min_backoff: float = 0.5,
-        max_backoff: float = 10.0,
+        min_backoff: float = MIN_BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
         watch_timeout: int = 300,
+        report_every: float = REPORT_EVERY,
     ) -> None:
         self._client = client
         self._path = path
@@ -69,8 +85,10 @@ class Reflector:
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._watch_timeout = watch_timeout
+        self._report_every = report_every
+        self._outage: _Outage | None = None
         self.failures = 0
-        """API failures since start; tests and metrics read it."""
+        """API failures since start (tests read it)."""
 
     async def run(self) -> None:
         """List and watch until cancelled."""
@@ -82,6 +100,7 @@ class Reflector:
                     items, resource_version = await self._client.list_all(
                         self._path, label_selector=self._label_selector
                     )
+                    self._recovered()
                     await self._sink.replace(items)
                     self._sink.synced(resource_version)
                 started = asyncio.get_running_loop().time()
@@ -107,8 +126,30 @@ class Reflector:
         self.failures += 1
         self._sink.stale()
         delay = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
-        log.warning("%s: %s; serving the copy in memory, retrying in %.1fs", self._what, why, delay)
+        now = asyncio.get_running_loop().time()
+        outage = self._outage
+        if outage is None:
+            self._outage = _Outage(started=now, reported=now)
+            log.warning("%s: %s; serving the copy in memory and retrying", self._what, why)
+        else:
+            outage.attempts += 1
+            if now - outage.reported >= self._report_every:
+                outage.reported = now
+                log.warning(
+                    "%s: still failing after %.0fs and %d attempts (%s); serving the copy in memory",
+                    self._what,
+                    now - outage.started,
+                    outage.attempts,
+                    why,
+                )
         await asyncio.sleep(delay)
+
+    def _recovered(self) -> None:
+        """The API answered again: say once how long the outage lasted."""
+        outage, self._outage = self._outage, None
+        if outage is not None:
+            took = asyncio.get_running_loop().time() - outage.started
+            log.info("%s: the Kubernetes API answers again after %.1fs; catching up", self._what, took)
 
     async def _watch(self, resource_version: str) -> str:
         async for event in self._client.watch(
@@ -117,10 +158,12 @@ class Reflector:
             label_selector=self._label_selector,
             timeout_seconds=self._watch_timeout,
         ):
+            self._recovered()
             resource_version = str((event.object.get("metadata") or {}).get("resourceVersion") or resource_version)
             if event.type in ("ADDED", "MODIFIED", "DELETED"):
                 self._sink.apply(event)
             self._sink.synced(resource_version)
         # The server ended the watch on time: the copy was current until now.
+        self._recovered()
         self._sink.synced(resource_version)
         return resource_version

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubegate.kube import WatchEvent
 from kubegate.kube.paths import path_for
-from kubegate.kube.reflector import Reflector, Source
+from kubegate.kube.reflector import MAX_BACKOFF, MIN_BACKOFF, Reflector, Source
 from kubegate.server.config_state import ConfigState
 from kubegate.validation_config.shards import DATA_KEY, DIGEST_ANNOTATION, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 
@@ -30,8 +30,8 @@ class ConfigWatcher:
         client: Source,
         namespace: str,
         state: ConfigState,
-        min_backoff: float = 0.5,
-        max_backoff: float = 10.0,
+        min_backoff: float = MIN_BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
         watch_timeout: int = 300,
     ) -> None:
         self._namespace = namespace
@@ -49,7 +49,7 @@ class ConfigWatcher:
 
     @property
     def failures(self) -> int:
-        """API failures since start; tests and metrics read it."""
+        """API failures since start (tests read it)."""
         return self._reflector.failures
 
     async def run(self) -> None:
