@@ -1,7 +1,7 @@
 """A small asynchronous Kubernetes API client on aiohttp, shared by the operator and the server.
 
-The `kubernetes` package loads credentials (kubeconfig or in-cluster); requests go through aiohttp so
-that no call blocks the event loop.
+The `kubernetes` package reads the kubeconfig; requests go through aiohttp so that no call blocks the
+event loop. Rotated credentials are picked up: see `credentials`.
 """
 
 from kubegate.kube.client import KubeClient, WatchEvent

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,6 +14,8 @@ import aiohttp
 
 from kubegate.kube.config import Connection
 from kubegate.kube.errors import ApiUnavailable, error_for
+
+log = logging.getLogger(__name__)
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
 _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
@@ -45,6 +49,9 @@ class KubeClient:
         self._max_connections = max_connections
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._reloading = asyncio.Lock()
+        self._credentials_version = 0
+        """Reloads so far: a request refused with the credentials of an older one retries without reloading."""
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -67,12 +74,53 @@ class KubeClient:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        token = self.connection.authorization()
+        token = self.connection.credentials.authorization()
         if token:
             headers["Authorization"] = token
         if content_type:
             headers["Content-Type"] = content_type
         return headers
+
+    @asynccontextmanager
+    async def _response(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response to one request; after a 401, the response to it sent again with reloaded credentials."""
+        for attempt in range(2):
+            version = self._credentials_version
+            async with self._get_session().request(
+                method,
+                self.connection.host + path,
+                params=params,
+                data=data,
+                headers=self._headers(content_type),
+                timeout=timeout,
+            ) as response:
+                if response.status != 401 or attempt == 1:
+                    yield response
+                    return
+            await self._reload_credentials(version)
+
+    async def _reload_credentials(self, refused_version: int) -> None:
+        """Load the credentials again, once for all the requests the same credentials failed at the same time."""
+        async with self._reloading:
+            if self._credentials_version != refused_version:
+                return  # another request has reloaded them meanwhile: retry with those
+            credentials = self.connection.credentials
+            log.info("The Kubernetes API refused the credentials (401); loading them again from %s", credentials.source)
+            try:
+                await credentials.reload()
+            except Exception as exc:  # the retry then fails with the 401 the caller sees
+                log.warning("Could not load the Kubernetes credentials from %s: %s", credentials.source, exc)
+            # Counted after the reload: requests refused while it ran then retry instead of reloading again.
+            self._credentials_version += 1
 
     async def request(
         self,
@@ -92,12 +140,12 @@ class KubeClient:
         data = None if body is None else json.dumps(body).encode()
         request_timeout = None if timeout is None else aiohttp.ClientTimeout(total=timeout)
         try:
-            async with self._get_session().request(
+            async with self._response(
                 method,
-                self.connection.host + path,
+                path,
                 params=params,
                 data=data,
-                headers=self._headers(content_type if data is not None else None),
+                content_type=content_type if data is not None else None,
                 timeout=request_timeout or self._timeout,
             ) as response:
                 raw = await response.read()
@@ -168,9 +216,7 @@ class KubeClient:
             params["labelSelector"] = label_selector
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=timeout_seconds + 30)
         try:
-            async with self._get_session().get(
-                self.connection.host + path, params=params, headers=self._headers(), timeout=timeout
-            ) as response:
+            async with self._response("GET", path, params=params, timeout=timeout) as response:
                 if response.status >= 400:
                     decoded = _decode(await response.read())
                     if response.status >= 500 or response.status == 429:
