@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from kubegate.methods.token.tokens import PREFIX_PATTERN
-from kubegate.resources.common import DNS_LABEL_PATTERN
-from kubegate.resources.duration import Duration
+from kubegate.resources.common import DNS_LABEL_PATTERN, DnsSubdomain
+from kubegate.resources.duration import Duration, parse_duration
 
 DEFAULT_NAMESPACE = "kubegate-system"
 ADMIN_GROUP = "kubegate:admin"
@@ -44,11 +43,6 @@ def _host_port(value: str) -> str:
 
 Address = Annotated[str, AfterValidator(_host_port)]
 """HOST:PORT to listen on; IPv6 hosts in brackets."""
-
-
-def _random_priority() -> int:
-    # kopf freezes every replica that shares the top priority, so each replica draws its own.
-    return random.SystemRandom().randint(1, 2**31 - 1)
 
 
 class OperatorSettings(BaseModel):
@@ -90,12 +84,16 @@ class OperatorSettings(BaseModel):
     """How often a new key starts signing client tokens; the kubegate.dev/rotate annotation rotates at once."""
     client_token_max_lifetime: Duration = "24h"
     """No client token lives longer; a retired signing key stays published this long after it stops signing."""
-    peering: str = "kubegate"
-    """kopf peering object shared by the replicas: only one replica acts at a time."""
     standalone: bool = False
-    """Run without peering (a single replica, or a development run)."""
-    priority: Annotated[int, Field(ge=0)] = Field(default_factory=_random_priority)
-    """Peering priority; the live replica with the highest one acts. Default: random per replica."""
+    """Run without leader election: act at once, alone (a single replica, or a development run)."""
+    lease_name: DnsSubdomain = "kubegate-operator"
+    """Lease in the operator namespace the replicas elect their leader with: only its holder acts."""
+    lease_duration: Duration = "10s"
+    """How long a stand-by waits, after it last saw the leader renew the lease, before it takes over."""
+    lease_renew_deadline: Annotated[Duration, Field(validate_default=True)] = "7s"
+    """The leader exits when it could not renew the lease for this long; shorter than --lease-duration."""
+    lease_retry_period: Annotated[Duration, Field(validate_default=True)] = "2s"
+    """How often the leader renews the lease and a stand-by tries to take it; shorter than --lease-renew-deadline."""
     health_address: Address = "0.0.0.0:8081"
     """Address of the liveness endpoint (/healthz); port 0: a free port, named in the log."""
     log_level: LogLevel = "INFO"
@@ -109,6 +107,33 @@ class OperatorSettings(BaseModel):
                 "use 1-16 lowercase letters or digits, starting with a letter and ending with _, such as kg_"
             )
         return value
+
+    @field_validator("lease_renew_deadline")
+    @classmethod
+    def _renew_before_expiry(cls, value: str, info: ValidationInfo) -> str:
+        duration = info.data.get("lease_duration")
+        # A leader must notice it lost the lease before a stand-by may take it, or both would act.
+        if duration is not None and parse_duration(value) >= parse_duration(duration):
+            raise ValueError(f"must be shorter than --lease-duration ({duration}), for example 7s for 10s")
+        return value
+
+    @field_validator("lease_retry_period")
+    @classmethod
+    def _retry_before_deadline(cls, value: str, info: ValidationInfo) -> str:
+        deadline = info.data.get("lease_renew_deadline")
+        if deadline is not None and parse_duration(value) >= parse_duration(deadline):
+            raise ValueError(
+                f"must be shorter than --lease-renew-deadline ({deadline}): the leader gets more than one try"
+            )
+        return value
+
+    def lease_seconds(self) -> tuple[float, float, float]:
+        """(duration, renew deadline, retry period) of the lease, in seconds."""
+        duration, deadline, retry = (
+            parse_duration(v).total_seconds()
+            for v in (self.lease_duration, self.lease_renew_deadline, self.lease_retry_period)
+        )
+        return duration, deadline, retry
 
     def bootstrap_secret_ref(self) -> tuple[str, str] | None:
         """The (name, key) of a known bootstrap token, from `bootstrap_token_secret`."""

@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> list[str]:
-    """The kubegate CRDs (and kopf's peering CRDs) installed and Established; returns their names."""
+    """The kubegate CRDs installed and Established; returns their names."""
     kubectl("apply", "-f", str(ROOT / "crds"))
     names = [f"{k.plural}.{k.group}" for k in KINDS]
     kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))

@@ -53,6 +53,16 @@ class Process:
                 self._popen.wait(5)
         self._popen = None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has exited on its own; None while it runs."""
+        return None if self._popen is None else self._popen.poll()
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the process without waiting for it to exit (`stop` reaps it later)."""
+        assert self._popen is not None, "not running"
+        self._popen.send_signal(signum)
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 

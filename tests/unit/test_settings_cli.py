@@ -47,5 +47,25 @@ def test_every_setting_has_help_text() -> None:
         assert field.description, f"{name} has no docstring, so --help says nothing about it"
 
 
-def test_replicas_draw_distinct_priorities() -> None:
-    assert len({parse([]).priority for _ in range(20)}) > 1
+def test_lease_timings_default_to_fail_over_within_seconds() -> None:
+    assert parse([]).lease_seconds() == (10.0, 7.0, 2.0)
+    assert parse(
+        ["--lease-duration", "4s", "--lease-renew-deadline", "3s", "--lease-retry-period", "1s"]
+    ).lease_seconds() == (
+        4.0,
+        3.0,
+        1.0,
+    )
+
+
+def test_a_leader_must_give_up_before_its_lease_expires() -> None:
+    with pytest.raises(
+        settings_cli.SettingsError, match="--lease-renew-deadline: must be shorter than --lease-duration"
+    ):
+        parse(["--lease-duration", "5s"])  # the default renew deadline, 7s, is longer
+    with pytest.raises(
+        settings_cli.SettingsError, match="--lease-retry-period: must be shorter than --lease-renew-deadline"
+    ):
+        parse(["--lease-renew-deadline", "2s"])
+    with pytest.raises(settings_cli.SettingsError, match="KUBEGATE_LEASE_RETRY_PERIOD"):
+        parse([], {"KUBEGATE_LEASE_RETRY_PERIOD": "7s"})

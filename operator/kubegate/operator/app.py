@@ -1,20 +1,22 @@
-"""Wires the operator together: settings -> API client -> reconciler and writer -> kopf handlers."""
+"""Wires the operator together: settings -> API client -> lease -> reconciler and writer -> kopf handlers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 
-from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, KubeClient, load_connection
-from kubegate.kube.paths import path_for
+from kubegate.kube import KubeClient, load_connection
 from kubegate.operator.bootstrap import ensure_bootstrap_token
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
-from kubegate.operator.liveness import liveness_endpoint
+from kubegate.operator.leader import LeaderElector, candidate_identity
+from kubegate.operator.liveness import liveness_endpoint, serve_while_waiting
 from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
 from kubegate.operator.statictoken import Reconciled, Retry, TokenReconciler
 from kubegate.operator.token_plan import clamp_sleep
@@ -200,51 +202,86 @@ async def _first(*waits: Any, timeout: float | None = None) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def ensure_peering(client: KubeClient, settings: OperatorSettings, namespaces: list[str]) -> None:
-    """Create the kopf peering objects the replicas meet in; kopf waits (frozen) while they are missing."""
-    if settings.standalone:
-        return
-    targets: list[tuple[str, str, str | None]]
-    if namespaces:
-        targets = [
-            (path_for(group="kopf.dev", version="v1", plural="kopfpeerings", namespace=ns), "KopfPeering", ns)
-            for ns in namespaces
-        ]
-    else:
-        targets = [(path_for(group="kopf.dev", version="v1", plural="clusterkopfpeerings"), "ClusterKopfPeering", None)]
-    for path, kind, namespace in targets:
-        meta: dict[str, Any] = {"name": settings.peering}
-        if namespace:
-            meta["namespace"] = namespace
-        try:
-            await client.create(path, {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": meta})
-        except AlreadyExists:
-            pass
-        except (ApiError, ApiUnavailable) as exc:
-            log.warning(
-                "could not create the %s %r (%s): install manifests/ (kopf peering CRDs) or run with --standalone",
-                kind,
-                settings.peering,
-                exc,
-            )
-
-
 async def run(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
     """Run the operator until `stop_flag` is set or the process gets SIGINT or SIGTERM (kopf handles those;
-    a stop flag of ours that no signal sets would hold its exit for 5 s)."""
+    a stop flag of ours that no signal sets would hold its exit for 5 s).
+
+    Unless standalone, it first waits for the lease, and acts only while it holds it. Everything it acts
+    with (the registry of published tokens, the handlers' state, kopf's own memory) is built after the lease
+    is acquired, from the cluster as it is then: nothing is kept from a time another replica acted.
+    """
     connection = load_connection()
+    liveness = liveness_endpoint(settings.health_address)
     async with KubeClient(connection, user_agent="kubegate-operator") as client:
-        operator = Operator(settings=settings, client=client)
-        namespaces = operator.watched_namespaces
-        await ensure_peering(client, settings, namespaces)
-        await kopf.operator(
-            registry=operator.registry_for_kopf(),
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            standalone=settings.standalone,
-            peering_name=None if settings.standalone else settings.peering,
-            priority=settings.priority,
-            liveness_endpoint=liveness_endpoint(settings.health_address),
-            stop_flag=stop_flag,
-            memo=kopf.Memo(operator=operator),
+        if settings.standalone:
+            await _operate(settings, client, liveness, stop_flag)
+            return
+        duration, renew_deadline, retry_period = settings.lease_seconds()
+        elector = LeaderElector(
+            client=client,
+            namespace=settings.operator_namespace,
+            name=settings.lease_name,
+            identity=candidate_identity(),
+            lease_duration=duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
         )
+        async with serve_while_waiting(liveness):
+            if not await _wait_for_lease(elector, stop_flag):
+                return
+        # Created before kopf starts, so that kopf's shutdown does not count it among its own tasks.
+        holding = asyncio.create_task(_hold_or_exit(elector), name="lease")
+        try:
+            await _operate(settings, client, liveness, stop_flag)
+        finally:
+            holding.cancel()
+            await asyncio.gather(holding, return_exceptions=True)
+            await elector.release()
+
+
+async def _operate(
+    settings: OperatorSettings, client: KubeClient, liveness: str, stop_flag: asyncio.Event | None
+) -> None:
+    operator = Operator(settings=settings, client=client)
+    namespaces = operator.watched_namespaces
+    await kopf.operator(
+        registry=operator.registry_for_kopf(),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        memo=kopf.Memo(operator=operator),
+    )
+
+
+async def _wait_for_lease(elector: LeaderElector, stop_flag: asyncio.Event | None) -> bool:
+    """Wait until the lease is ours: True; False when SIGINT, SIGTERM or the stop flag came first."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    # kopf is not running yet to turn these signals into a graceful stop; it installs its own later.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    acquiring = asyncio.ensure_future(elector.acquire())
+    try:
+        await _first(acquiring, stopping.wait(), *([stop_flag.wait()] if stop_flag else []))
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if acquiring.cancelled():
+        log.info("stopped while waiting for the lease %s", elector.lease)
+        return False
+    acquiring.result()
+    if stopping.is_set() or (stop_flag is not None and stop_flag.is_set()):
+        await elector.release()
+        return False
+    return True
+
+
+async def _hold_or_exit(elector: LeaderElector) -> None:
+    await elector.hold()
+    log.error("lost the lease %s: exiting now; a replica that holds it takes over", elector.lease)
+    logging.shutdown()
+    # Not kopf's graceful stop: it would finish running handlers and call the cleanup handlers, which write,
+    # while another replica may already act. Kubernetes restarts the container, which then waits its turn.
+    os._exit(1)

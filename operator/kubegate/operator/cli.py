@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the operator: StaticTokens become Secrets and the server's validation config",
         description="Run the kubegate operator. It turns StaticToken resources into tokens stored in Secrets, "
         "keeps their hashes in the validation config the auth servers read, rotates and expires them, and "
-        "creates the bootstrap token. Replicas share a kopf peering object: one acts, the others wait. "
+        "creates the bootstrap token. Replicas elect a leader with a Lease: it acts, the others wait to take over. "
         "Every option can also be set by the environment variable shown with it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -136,22 +136,24 @@ class LeaderElector:
         self._leading = False
         try:
             async with asyncio.timeout(self._renew_deadline):
-                await self._release()
+                released = await self._release()
         except (TimeoutError, ApiError, ApiUnavailable) as exc:
             log.warning("lease %s: not released (%s); it expires on its own", self.lease, exc)
             return
-        log.info("released the lease %s", self.lease)
+        if released:
+            log.info("released the lease %s", self.lease)
 
-    async def _release(self) -> None:
+    async def _release(self) -> bool:
         lease = await self._client.get(self._path)
         spec = dict(lease.get("spec") or {})
         if spec.get("holderIdentity") != self.identity:
-            return
+            return False
         spec.pop("holderIdentity", None)
         # client-go releases the same way: no holder, and a duration of one second for readers that
         # ignore an empty holder.
         spec.update(leaseDurationSeconds=1, renewTime=micro_time(self._now()))
         await self._client.replace(self._path, {**lease, "spec": spec})
+        return True
 
     async def _attempt(self) -> bool:
         """One try to acquire or renew; True when this candidate holds the lease now."""
@@ -159,12 +161,10 @@ class LeaderElector:
         try:
             acquired = await self._try_acquire_or_renew()
         except (ApiError, ApiUnavailable) as exc:
-            if str(exc) != self._last_error:
-                log.warning(
-                    "lease %s: %s (the operator needs get, create and update on leases in its namespace)",
-                    self.lease,
-                    exc,
-                )
+            if str(exc) != self._last_error:  # once per distinct error, not every retry period
+                forbidden = isinstance(exc, ApiError) and exc.status == 403
+                hint = "; its service account needs get, create and update on leases in its namespace"
+                log.warning("lease %s: %s%s", self.lease, exc, hint if forbidden else "")
                 self._last_error = str(exc)
             return False
         self._last_error = ""

@@ -5,9 +5,9 @@ until every token they signed has expired, so a rotation never invalidates a tok
 
 kopf never handles this Secret: it logs the bodies it handles at DEBUG and keeps a copy of each in a
 `last-handled-configuration` annotation, which would put the private keys in the log and on the object.
-The operator watches it with its own reflector instead (`SigningKeyKeeper`). Every replica runs one, kopf
-peering or not: each write is a replace conditioned on the resourceVersion it read, so two replicas never
-both rotate, and a loser re-reads and finds nothing left to do.
+The operator watches it with its own reflector instead (`SigningKeyKeeper`); only the lease holder runs one.
+Each write is still a replace conditioned on the resourceVersion it read, so even two replicas that overlap
+(a standalone one beside a leader) never both rotate, and a loser re-reads and finds nothing left to do.
 """
 
 from __future__ import annotations
