@@ -110,13 +110,16 @@ class ConfigWriter:
         self._changed.set()
 
     async def wait_written(self, key: Key, *, timeout: float) -> bool:
-        """Wait until the shard of `key` is written with every change made to it so far."""
+        """Wait until the shard of `key` is written with every change made to it so far.
+
+        Later changes to the shard do not hold the wait: in a burst the shard may never be clean.
+        """
         shard = self.registry.shard(key)
         target = self.registry.generation(shard)
         self.changed()
 
         def done() -> bool:
-            return self._written_generation.get(shard, 0) >= target and shard not in self.registry.dirty
+            return self._written_generation.get(shard, 0) >= target
 
         async with self._written:
             try:

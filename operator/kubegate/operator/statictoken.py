@@ -28,6 +28,7 @@ from kubegate.operator.events import EventPoster
 from kubegate.operator.token_plan import IssuedToken, PreviousToken
 from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
+from kubegate.validation_config.model import TokenEntry
 from kubegate.verify.classify import Kind, classify
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ PREVIOUS_ID_ANNOTATION = "kubegate.dev/previous-token-id"
 PREVIOUS_SHA_ANNOTATION = "kubegate.dev/previous-token-sha256"
 PREVIOUS_CREATED_ANNOTATION = "kubegate.dev/previous-token-created-at"
 PREVIOUS_EXPIRES_ANNOTATION = "kubegate.dev/previous-token-expires-at"
+# The rotation request a Secret's value answers. It lives on the Secret, in the same write as the value, so
+# that a crash between the Secret and the status write cannot make the next run answer the request again.
+HANDLED_ROTATE_ANNOTATION = "kubegate.dev/handled-rotate-request"
 PREVIOUS_ANNOTATIONS = (
     PREVIOUS_ID_ANNOTATION,
     PREVIOUS_SHA_ANNOTATION,
@@ -51,6 +55,10 @@ PREVIOUS_ANNOTATIONS = (
     PREVIOUS_EXPIRES_ANNOTATION,
 )
 MIN_BROUGHT_TOKEN_LENGTH = 16
+# How long a reconcile waits for the validation config to hold its hashes before it gives up and retries.
+CONFIG_WAIT = 30.0
+# Version conflicts are answered at once by reading the objects again, this many times, before a backoff.
+CONFLICT_ATTEMPTS = 3
 
 
 def _time(value: datetime) -> str:
@@ -110,12 +118,14 @@ class TokenReconciler:
         writer: ConfigWriter,
         events: EventPoster,
         clock: Callable[[], datetime] = _now,
+        config_wait: float = CONFIG_WAIT,
     ) -> None:
         self._client = client
         self._settings = settings
         self._writer = writer
         self._events = events
         self._clock = clock
+        self._config_wait = config_wait
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -135,19 +145,29 @@ class TokenReconciler:
 
         The object is read afresh under a per-token lock: the copies kopf hands to handlers and daemons
         can predate our own last status write, and acting on them could rotate a token twice.
+        A write refused for a version conflict (someone, or our own write whose reply was lost, changed the
+        object since we read it) starts again at once from fresh reads: every step recognises work already
+        done, so nothing is done twice.
         Raises Retry on transient failures; bad input gives a Stalled outcome instead.
         """
         key = (namespace, name)
         async with self._lock(key):
-            try:
-                body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
-            except NotFound:
-                return None
-            except ApiUnavailable as exc:
-                raise Retry(str(exc)) from exc
-            if body["metadata"].get("deletionTimestamp"):
-                return None
-            return await self._reconcile(body, key)
+            conflict = ""
+            for _ in range(CONFLICT_ATTEMPTS):
+                try:
+                    body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
+                except NotFound:
+                    return None
+                except ApiUnavailable as exc:
+                    raise Retry(str(exc)) from exc
+                if body["metadata"].get("deletionTimestamp"):
+                    return None
+                try:
+                    return await self._reconcile(body, key)
+                except Conflict as exc:
+                    conflict = str(exc)
+                    log.debug("StaticToken %s/%s: %s; reading it again", namespace, name, conflict)
+            raise Retry(conflict)
 
     async def _reconcile(self, body: dict[str, Any], key: tuple[str, str]) -> Reconciled:
         meta = body["metadata"]
@@ -172,25 +192,15 @@ class TokenReconciler:
                 tokens = await self._owned_token(body, spec, status, now)
         except _Stalled as stalled:
             return await self._finish_stalled(body, key, stalled.outcome)
-        except (ApiUnavailable, Conflict) as exc:
+        except ApiUnavailable as exc:
             raise Retry(str(exc)) from exc
 
         if tokens.previous is not None and now >= tokens.previous.expires_at:
             await self._drop_previous(meta["namespace"], tokens.secret_name)
             tokens.previous = None
 
-        self._writer.registry.set(
-            key,
-            token_plan.entries(
-                namespace=key[0],
-                name=key[1],
-                spec=spec,
-                current=tokens.current,
-                previous=tokens.previous,
-                now=now,
-            ),
-        )
-        self._writer.changed()
+        # Ready is written only once the servers can accept the token: after its hash is published.
+        await self._publish(key, _entries(key, spec, tokens.current, tokens.previous, now))
 
         expiry = token_plan.token_expiry(spec, tokens.current.created_at)
         if expiry is not None and now >= expiry:
@@ -229,7 +239,6 @@ class TokenReconciler:
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         secret_name = spec.secret_name or name
         rotate_annotation = (meta.get("annotations") or {}).get(token_plan.ROTATE_ANNOTATION)
-        handled = status.get("handledRotateRequest")
 
         secret = await self._get_secret(namespace, secret_name)
         if secret is not None and not _owned_by(secret, uid):
@@ -242,6 +251,7 @@ class TokenReconciler:
             )
         if secret is None:
             secret = await self._move_secret(body, status.get("secretName"), secret_name)
+        handled = _handled_request(secret, status)
         generated = False
         if secret is None or _stored_token(secret) is None:
             if spec.expires_at is not None and spec.expires_at <= now:
@@ -252,7 +262,7 @@ class TokenReconciler:
                         "spec.ttl, to get a token",
                     )
                 )
-            secret = await self._issue(body, secret_name, secret, now)
+            secret = await self._issue(body, spec, secret_name, secret, rotate_annotation, now)
             generated = True
             handled = rotate_annotation
             if status.get("tokenId"):
@@ -274,7 +284,7 @@ class TokenReconciler:
             spec=spec, current=current, annotation=rotate_annotation, handled_annotation=handled, now=now
         )
         if reason is not None:
-            tokens = await self._rotate(body, spec, secret, current, now)
+            tokens = await self._rotate(body, spec, secret, current, previous, rotate_annotation, now)
             tokens.handled_rotate = rotate_annotation
             await self._events.post(
                 body,
@@ -284,14 +294,27 @@ class TokenReconciler:
             )
         return tokens
 
-    async def _issue(
-        self, body: dict[str, Any], secret_name: str, existing: dict[str, Any] | None, now: datetime
+    async def _issue(  # noqa: PLR0917 - one call site, each argument says what the token is for
+        self,
+        body: dict[str, Any],
+        spec: StaticTokenSpec,
+        secret_name: str,
+        existing: dict[str, Any] | None,
+        rotate_request: str | None,
+        now: datetime,
     ) -> dict[str, Any]:
         """Generate a token and store it; the only place a generated plaintext token is handled."""
         meta = body["metadata"]
         token = generate_token(self._settings.token_prefix)
         token_id = new_token_id()
-        secret = _token_secret(body, secret_name, token=token, token_id=token_id, created_at=now)
+        # Published before it is stored: whoever reads the Secret holds a value the servers accept. A crash
+        # in between leaves a hash of a value nobody ever had; the next run replaces it.
+        issued = IssuedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
+        key = _key(body)
+        await self._publish(key, _entries(key, spec, issued, None, now))
+        secret = _token_secret(
+            body, secret_name, token=token, token_id=token_id, created_at=now, rotate_request=rotate_request
+        )
         collection = path_for(plural="secrets", namespace=meta["namespace"])
         try:
             if existing is None:
@@ -308,19 +331,23 @@ class TokenReconciler:
             bootstrap_log.info("access token created", extra={"client_token": token})
         return stored
 
-    async def _rotate(
+    async def _rotate(  # noqa: PLR0917 - one call site, each argument says what the token is for
         self,
         body: dict[str, Any],
         spec: StaticTokenSpec,
         secret: dict[str, Any],
         current: IssuedToken,
+        replaced_previous: PreviousToken | None,
+        rotate_request: str | None,
         now: datetime,
     ) -> _Tokens:
         meta = body["metadata"]
         secret_name = secret["metadata"]["name"]
         token = generate_token(self._settings.token_prefix)
         token_id = new_token_id()
-        replacement = _token_secret(body, secret_name, token=token, token_id=token_id, created_at=now)
+        replacement = _token_secret(
+            body, secret_name, token=token, token_id=token_id, created_at=now, rotate_request=rotate_request
+        )
         replacement["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         previous_until = token_plan.previous_expiry(spec, current, now)
         previous = None
@@ -339,6 +366,14 @@ class TokenReconciler:
                     PREVIOUS_EXPIRES_ANNOTATION: _time(previous.expires_at),
                 }
             )
+        # The new value is published before the Secret holds it, and the values valid now stay published until
+        # it does: a consumer that reads the Secret at any moment holds a value the servers accept.
+        new = IssuedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
+        key = _key(body)
+        await self._publish(
+            key,
+            _entries(key, spec, new, previous, now) + _entries(key, spec, current, replaced_previous, now),
+        )
         collection = path_for(plural="secrets", namespace=meta["namespace"])
         stored = await self._client.replace(f"{collection}/{secret_name}", replacement)
         log.info(
@@ -454,6 +489,13 @@ class TokenReconciler:
 
     # --- shared -------------------------------------------------------------------------------------
 
+    async def _publish(self, key: tuple[str, str], entries: tuple[TokenEntry, ...]) -> None:
+        """Make `entries` the published entries of one StaticToken; return once the servers can read them."""
+        self._writer.registry.set(key, _unique(entries))
+        self._writer.changed()
+        if not await self._writer.wait_written(key, timeout=self._config_wait):
+            raise Retry(f"the validation config did not take the hashes of {key[0]}/{key[1]} in {self._config_wait}s")
+
     async def _finish_stalled(self, body: dict[str, Any], key: tuple[str, str], outcome: Outcome) -> Reconciled:
         self._writer.registry.set(key, ())
         self._writer.changed()
@@ -528,6 +570,36 @@ def _revive_hint(spec: StaticTokenSpec) -> str:
     )
 
 
+def _key(body: dict[str, Any]) -> tuple[str, str]:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
+
+
+def _entries(
+    key: tuple[str, str],
+    spec: StaticTokenSpec,
+    current: IssuedToken,
+    previous: PreviousToken | None,
+    now: datetime,
+) -> tuple[TokenEntry, ...]:
+    return token_plan.entries(namespace=key[0], name=key[1], spec=spec, current=current, previous=previous, now=now)
+
+
+def _unique(entries: tuple[TokenEntry, ...]) -> tuple[TokenEntry, ...]:
+    """One entry per hash, the first: during a rotation the replaced token appears as current and previous."""
+    by_hash: dict[str, TokenEntry] = {}
+    for entry in entries:
+        by_hash.setdefault(entry.sha256, entry)
+    return tuple(by_hash.values())
+
+
+def _handled_request(secret: dict[str, Any] | None, status: dict[str, Any]) -> str | None:
+    """The rotation request the Secret's value answers; from status for a Secret an older version wrote."""
+    annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
+    if HANDLED_ROTATE_ANNOTATION in annotations:
+        return str(annotations[HANDLED_ROTATE_ANNOTATION])
+    return None if secret is None else status.get("handledRotateRequest")
+
+
 _TOKEN_STATUS_KEYS = ("tokenId", "secretName", "expiresAt", "createdAt", "rotatedAt", "handledRotateRequest")
 
 
@@ -584,10 +656,19 @@ def _previous_from(secret: dict[str, Any]) -> PreviousToken | None:
 
 
 def _token_secret(
-    body: dict[str, Any], secret_name: str, *, token: str, token_id: str, created_at: datetime
+    body: dict[str, Any],
+    secret_name: str,
+    *,
+    token: str,
+    token_id: str,
+    created_at: datetime,
+    rotate_request: str | None,
 ) -> dict[str, Any]:
     meta = body["metadata"]
     labels = {**MANAGED_BY, OWNER_LABEL: meta["name"]}
+    annotations = {CREATED_ANNOTATION: _time(created_at)}
+    if rotate_request is not None:
+        annotations[HANDLED_ROTATE_ANNOTATION] = rotate_request
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -596,7 +677,7 @@ def _token_secret(
             "name": secret_name,
             "namespace": meta["namespace"],
             "labels": labels,
-            "annotations": {CREATED_ANNOTATION: _time(created_at)},
+            "annotations": annotations,
             "ownerReferences": [
                 {
                     "apiVersion": StaticToken.api_version,
