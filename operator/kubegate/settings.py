@@ -64,6 +64,8 @@ class OperatorSettings(BaseModel):
     """Seconds to gather changes before writing the validation config."""
     secret_recheck_interval: Duration = "60s"
     """How often a token brought with spec.secretRef is read again from its Secret, to notice a new value."""
+    resync_interval: Duration = "5m"
+    """How often every StaticToken is reconciled without a change, to catch a lost event or reply (2 reads each)."""
     delete_expired_after: Duration | None = None
     """Delete StaticTokens this long after they expire; unset: keep them (Ready=False, Stalled=True, reason Expired)."""
     token_method: bool = True

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -28,8 +29,10 @@ from kubegate.validation_config.registry import Key, Registry
 log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = StaticToken.group, StaticToken.version, StaticToken.plural
-# A daemon re-checks at least this often even when nothing is scheduled (clock jumps, missed wakes).
-LONGEST_SLEEP = timedelta(minutes=10)
+# A daemon starts with its StaticToken. When no handler has reconciled the token this long after, the daemon
+# does: kopf skips the handlers while its finalizer patch fails a version check (a lost reply, a hand-over
+# in a burst) and tries again only on the object's next event, which may never come.
+FIRST_RECONCILE_GRACE = 5.0
 STALLED_BACKOFF_CAP = 300.0
 KOPF_PREFIX = "kopf.kubegate.dev"
 # How often the signing keys are checked for a scheduled rotation or a key to drop.
@@ -102,31 +105,38 @@ class Operator:
             raise kopf.TemporaryError("the validation config could not be written yet; retrying", delay=5)
 
     async def clock(self, *, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        """One per StaticToken: sleeps until its next expiry, rotation or end of overlap, then reconciles."""
+        """One per StaticToken: sleeps until its next expiry, rotation, end of overlap or resync, then
+        reconciles; reconciles soon after it starts when no handler did."""
         key = (namespace or "", name)
         wakeup = self._wakeups.setdefault(key, asyncio.Event())
         retry = 0
+        delay = self._next_sleep(key) if key in self._results else FIRST_RECONCILE_GRACE
         while not stopped:
-            now = datetime.now(UTC)
-            result = self._results.get(key)
-            wake = result.wake if result else None
-            if result is not None and result.recheck_secret:
-                recheck = now + parse_duration(self.settings.secret_recheck_interval)
-                wake = recheck if wake is None else min(wake, recheck)
-            delay = clamp_sleep(wake, now, longest=LONGEST_SLEEP)
             wakeup.clear()
             await _first(stopped.wait(), wakeup.wait(), timeout=delay)
             if stopped:
                 break
-            if wakeup.is_set():
-                continue  # a handler reconciled; recompute the next moment
-            try:
-                await self._reconcile(key, retry)
-                retry = 0
-            except kopf.TemporaryError as exc:
-                retry += 1
-                await _first(stopped.wait(), timeout=exc.delay or _backoff(retry))
+            if not wakeup.is_set():  # else a handler reconciled: only the next moment changes
+                try:
+                    await self._reconcile(key, retry)
+                    retry = 0
+                except kopf.TemporaryError as exc:
+                    retry += 1
+                    delay = exc.delay or _backoff(retry)
+                    continue
+            delay = self._next_sleep(key)
         self._wakeups.pop(key, None)
+
+    def _next_sleep(self, key: Key) -> float:
+        now = datetime.now(UTC)
+        result = self._results.get(key)
+        wake = result.wake if result else None
+        if result is not None and result.recheck_secret:
+            recheck = now + parse_duration(self.settings.secret_recheck_interval)
+            wake = recheck if wake is None else min(wake, recheck)
+        # Spread over the last tenth of the interval: tokens that started together do not resync together.
+        resync = parse_duration(self.settings.resync_interval) * random.uniform(0.9, 1.0)  # noqa: S311 - not a secret
+        return clamp_sleep(wake, now, longest=resync)
 
     async def _reconcile(self, key: Key, retry: int) -> None:
         try:
