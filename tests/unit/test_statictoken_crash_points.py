@@ -93,7 +93,8 @@ class World:
                 continue
             # Whoever reads the Secret, Ready or not yet, holds a value the servers accept.
             if hash_token(value) not in published:
-                self.violations.append(f"{name}: the Secret's value is not published {at}")
+                ready = "Ready, but " if self.ready(name) else ""
+                self.violations.append(f"{name}: {ready}the Secret's value is not published {at}")
             if any(hash_token(held) not in published for held in self.values[name][:-1]):
                 self.violations.append(f"{name}: the value before the rotation was dropped within the overlap {at}")
 
