@@ -261,6 +261,68 @@ def test_a_new_leader_never_publishes_what_the_old_one_deleted_or_rotated(
             assert set(entries) == {*keep, *turn, "after-kill"}
 
 
+def test_a_leader_frozen_past_its_lease_wakes_up_and_publishes_nothing_stale(
+    dev_cluster: ClusterState, kubectl: Kubectl, namespaces: tuple[str, str], tmp_path: Path
+) -> None:
+    """The pause of issue 11: B acts and holds every token in memory; B freezes (SIGSTOP, as a stopped VM
+    or a long pause looks from outside) and A takes over, deletes and rotates tokens; B wakes up. B must not
+    publish what it remembers: it exits. When A dies, a restarted B publishes the cluster's truth."""
+    operator_ns, apps = namespaces
+    run = {
+        "kubeconfig": dev_cluster.kubeconfig,
+        "operator_namespace": operator_ns,
+        "namespaces": [apps],
+        "standalone": False,
+        "extra": ["--no-bootstrap", *FAST_LEASE],
+    }
+    keep, gone, turn = ([f"{kind}-{i:02d}" for i in range(10)] for kind in ("keep", "gone", "turn"))
+    apply(kubectl, *(token_resource(n) for n in keep + gone + turn), namespace=apps)
+    with contextlib.ExitStack() as stack:
+        b = stack.enter_context(operator(log_file=tmp_path / "b.log", **run))  # type: ignore[arg-type]
+        eventually(lambda: _ready_names(kubectl, apps) >= {*keep, *gone, *turn}, timeout=60, what="all Ready")
+        eventually(lambda: len(config_entries(kubectl, operator_ns)) == 30, timeout=20, what="30 hashes published")
+        old = {n: hash_token(secret_token(kubectl, apps, n)) for n in gone + turn}
+        a = stack.enter_context(operator(log_file=tmp_path / "a.log", **run))  # type: ignore[arg-type]
+        assert _leader(kubectl, operator_ns, [a, b]) is b
+
+        b.send_signal(signal.SIGSTOP)
+        try:
+            eventually(lambda: _leader(kubectl, operator_ns, [a, b]) is a, timeout=120, what="A to take over")
+            kubectl("delete", "statictoken", "-n", apps, *gone, "--wait=true")
+            for name in turn:
+                kubectl("annotate", "statictoken", "-n", apps, name, "kubegate.dev/rotate=once")
+
+            def truth_published() -> bool:
+                entries = {e.name: e.sha256 for e in config_entries(kubectl, operator_ns)}
+                return set(entries) == {*keep, *turn} and all(entries[n] != old[n] for n in turn)
+
+            eventually(truth_published, timeout=60, what="A to publish the deletions and rotations")
+            new = {n: hash_token(secret_token(kubectl, apps, n)) for n in turn}
+        finally:
+            b.send_signal(signal.SIGCONT)
+
+        def published() -> dict[str, str]:
+            return {e.name: e.sha256 for e in config_entries(kubectl, operator_ns)}
+
+        time.sleep(3)  # B has woken up; whatever it would write is written by now
+        entries = published()
+        assert sorted(set(entries) & set(gone)) == [], "deleted tokens published again"
+        assert {n: entries.get(n) for n in turn} == new, "rotated tokens reverted"
+        assert not set(entries.values()) & set(old.values())
+        eventually(lambda: b.returncode is not None, timeout=5, what="B to exit")
+        assert b.returncode == 1
+        assert f"lost the lease {operator_ns}/{LEASE}" in b.log()
+
+        a.stop(kill=True)
+        restarted = stack.enter_context(operator(log_file=tmp_path / "b2.log", **run))  # type: ignore[arg-type]
+        _time_to_ready(kubectl, apps, "after-restart", since=time.monotonic())
+        assert "after-restart" in _generated(restarted.log_file)
+        time.sleep(2)  # the restarted B reconciles every StaticToken on taking over; let its writes land
+        entries = published()
+        assert set(entries) == {*keep, *turn, "after-restart"}
+        assert {n: entries[n] for n in turn} == new
+
+
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
