@@ -11,11 +11,9 @@ import base64
 import contextlib
 import json
 import re
-import socket
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -171,63 +169,6 @@ def token_kubeconfig(path: Path, *, server: str, ca_file: Path) -> Path:
     }
     path.write_text(json.dumps(config))
     return path
-
-
-@dataclass
-class Forwarder:
-    """A TCP forwarder on a fixed loopback port to a target port that can change: an apiserver that goes
-    away and comes back at the same address, as behind a Service."""
-
-    target: int
-    port: int = 0
-    _listener: socket.socket = field(init=False)
-    _sockets: list[socket.socket] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _closed: bool = False
-
-    def __enter__(self) -> Forwarder:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._closed = True
-        self._listener.close()
-        self.drop_connections()
-
-    def drop_connections(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
 
 def webhook_kubeconfig(path: Path, server_url: str) -> Path:

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from server_processes import (
-    Forwarder,
     KubegateProcess,
     ServerProcess,
     apply_static_token,
@@ -26,24 +24,11 @@ from server_processes import (
 )
 
 from kubegate.devcluster import ClusterState, Kubectl, start_apiserver, stop_apiserver
+from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 
 pytestmark = pytest.mark.integration
 
 CATCH_UP_TIMEOUT = 30.0  # the watcher retries at least every 10 s
-
-
-def forwarded_kubeconfig(source: Path, target: Path, port: int) -> Path:
-    config = yaml.safe_load(source.read_text())
-    for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = f"https://127.0.0.1:{port}"
-    target.write_text(yaml.safe_dump(config))
-    return target
-
-
-def port_of(url: str) -> int:
-    match = re.search(r":(\d+)$", url)
-    assert match
-    return int(match.group(1))
 
 
 async def status(http: aiohttp.ClientSession, url: str, token: str) -> int:
