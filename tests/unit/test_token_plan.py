@@ -1,5 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from kubegate.operator import token_plan
 from kubegate.operator.token_plan import IssuedToken, PreviousToken
 from kubegate.resources.statictoken import StaticTokenSpec
@@ -81,3 +84,42 @@ def test_clamp_sleep() -> None:
     assert token_plan.clamp_sleep(None, T0, longest=longest) == 600
     assert token_plan.clamp_sleep(T0 - timedelta(seconds=5), T0, longest=longest) == 0
     assert token_plan.clamp_sleep(T0 + timedelta(seconds=5), T0, longest=longest) == 5
+
+
+# --- properties: one rotation per request, an overlap only its own expiry cuts short ------------------
+
+requests = st.none() | st.text(min_size=0, max_size=8)
+minutes = st.integers(min_value=1, max_value=60 * 24 * 400)
+
+
+@given(annotation=requests, handled=requests, age=minutes, every=st.none() | minutes)
+def test_a_request_rotates_once_and_only_an_unhandled_one_or_the_schedule_rotates(
+    annotation: str | None, handled: str | None, age: int, every: int | None
+) -> None:
+    s = spec(**({"rotation": {"every": f"{every}m"}} if every else {}))
+    now = T0 + timedelta(minutes=age)
+    reason = token_plan.rotation_reason(
+        spec=s, current=CURRENT, annotation=annotation, handled_annotation=handled, now=now
+    )
+    scheduled = every is not None and age >= every
+    assert (reason is not None) == ((annotation is not None and annotation != handled) or scheduled)
+    # Once the request is recorded as handled (with the new value), the same request never rotates again.
+    rotated = IssuedToken(token_id="new", sha256="c" * 64, created_at=now)
+    again = token_plan.rotation_reason(
+        spec=s, current=rotated, annotation=annotation, handled_annotation=annotation, now=now
+    )
+    assert again is None
+
+
+@given(overlap=minutes, ttl=st.none() | minutes, age=minutes)
+def test_the_previous_token_keeps_the_whole_overlap_unless_it_expires_first(
+    overlap: int, ttl: int | None, age: int
+) -> None:
+    s = spec(rotation={"every": "720h", "overlap": f"{overlap}m"}, **({"ttl": f"{ttl}m"} if ttl else {}))
+    now = T0 + timedelta(minutes=age)
+    until = token_plan.previous_expiry(s, CURRENT, now)
+    own = None if ttl is None else T0 + timedelta(minutes=ttl)
+    if own is not None and own <= now:
+        assert until is None
+    else:
+        assert until == min(now + timedelta(minutes=overlap), own or now + timedelta(minutes=overlap))
