@@ -25,6 +25,7 @@ from kubegate.operator.statictoken import HANDLED_ROTATE_ANNOTATION, Retry, Toke
 from kubegate.operator.token_plan import ROTATE_ANNOTATION
 from kubegate.resources.statictoken import StaticToken
 from kubegate.settings import OperatorSettings
+from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.registry import Registry
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 
@@ -55,18 +56,20 @@ class World:
         self.deleted: set[str] = set()
         self.violations: list[str] = []
         self.faulty_from = 0
+        self.brought = False
+        """The Secrets are the user's (spec.secretRef), written before the operator runs."""
         """The number of writes before the part of the scenario that faults may interrupt."""
         kube.after_write.append(self.check)
 
-    def published(self) -> dict[str, datetime | None]:
-        """sha256 -> expiry of every published entry."""
+    def published(self) -> dict[str, TokenEntry]:
+        """sha256 -> entry, of every published entry."""
         shards = [
             o
             for p, o in self.kube.objects.items()
             if p.startswith(path_for(plural="secrets", namespace=OPS) + "/")
             and (o["metadata"].get("labels") or {}).get(SHARD_LABEL) == SHARD_LABEL_VALUE
         ]
-        return {e.sha256: e.expires_at for s in shards for e in decode_shard(s["data"][DATA_KEY])}
+        return {e.sha256: e for s in shards for e in decode_shard(s["data"][DATA_KEY])}
 
     def secret_value(self, name: str) -> str | None:
         secret = self.kube.objects.get(_secret_path(name))
@@ -91,8 +94,9 @@ class World:
                 self.values[name].append(value)
             if name in self.deleted:
                 continue
-            # Whoever reads the Secret, Ready or not yet, holds a value the servers accept.
-            if hash_token(value) not in published:
+            # Whoever reads a Secret the operator wrote, Ready or not yet, holds a value the servers accept; a
+            # brought Secret exists first, and is usable once Ready.
+            if hash_token(value) not in published and (self.ready(name) or not self.brought):
                 ready = "Ready, but " if self.ready(name) else ""
                 self.violations.append(f"{name}: {ready}the Secret's value is not published {at}")
             if any(hash_token(held) not in published for held in self.values[name][:-1]):
@@ -180,6 +184,22 @@ async def _rotate(kube: FakeKube, *, budget: int | None) -> World:
     return world
 
 
+async def _bring(kube: FakeKube, *, budget: int | None) -> World:
+    """Tokens brought in Secrets of their own (spec.secretRef): a crash must not give one value two ids."""
+    world = World(kube, NAMES)
+    world.brought = True
+    for name in NAMES:
+        token = _token(name)
+        token["spec"] = {"secretRef": {"name": name}}
+        kube.objects[_path(name)] = token
+        value = base64.b64encode(f"brought-token-of-{name}".encode()).decode()
+        kube.objects[_secret_path(name)] = {"metadata": {"name": name, "namespace": NS}, "data": {"token": value}}
+    world.check()
+    kube.write_budget = budget
+    await _run_operator(kube, NAMES, now=T0)
+    return world
+
+
 async def _delete(kube: FakeKube, *, budget: int | None) -> World:
     world = await _create(kube, budget=None)
     world.deleted.add("b")
@@ -204,12 +224,16 @@ def _assert_finished(world: World, *, rotated: bool) -> None:
         assert len(world.values[name]) == (2 if rotated else 1), f"{name}: {len(world.values[name])} values"
         status = obj["status"]
         secret = kube.objects[_secret_path(name)]
-        assert base64.b64decode(secret["data"]["tokenId"]).decode() == status["tokenId"]
-        assert hash_token(value) in published
+        # One token id for one value, wherever it shows: status, config and (for generated tokens) Secret.
+        assert published[hash_token(value)].token_id == status["tokenId"]
+        if "tokenId" in secret["data"]:
+            assert base64.b64decode(secret["data"]["tokenId"]).decode() == status["tokenId"]
         if rotated:
             first = world.values[name][0]
             # A restart may rotate later (when the crash came before the Secret write), never cut it short.
-            assert (published[hash_token(first)] or T0) >= T0 + timedelta(minutes=5) + OVERLAP, "overlap cut short"
+            until = published[hash_token(first)].expires_at
+            assert until is not None
+            assert until >= T0 + timedelta(minutes=5) + OVERLAP, "overlap cut short"
             assert status["handledRotateRequest"] == "once"
             assert secret["metadata"]["annotations"][HANDLED_ROTATE_ANNOTATION] == "once"
     for name in world.deleted:
@@ -220,7 +244,12 @@ def _assert_finished(world: World, *, rotated: bool) -> None:
     assert set(published) <= live
 
 
-SCENARIOS = {"create": (_create, False), "rotate": (_rotate, True), "delete": (_delete, False)}
+SCENARIOS = {
+    "create": (_create, False),
+    "rotate": (_rotate, True),
+    "delete": (_delete, False),
+    "bring": (_bring, False),
+}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
