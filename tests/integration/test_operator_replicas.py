@@ -28,6 +28,9 @@ GENERATED = re.compile(r"generated token (\S+) for StaticToken (\S+)/(\S+)")
 LEASE = "kubegate-operator"
 # Short lease settings where the test is about what happens, not how fast.
 FAST_LEASE = ["--lease-duration", "4s", "--lease-renew-deadline", "3s", "--lease-retry-period", "1s"]
+# Two shards: each write carries half the tokens, so any stale entry an operator keeps in memory would be
+# published with the next one.
+FEW_SHARDS = ["--config-shards", "2"]
 # Hand-overs of each kind (graceful, kill -9) in the timing test.
 HANDOVERS = 2
 
@@ -227,7 +230,7 @@ def test_a_new_leader_never_publishes_what_the_old_one_deleted_or_rotated(
     }
     keep, gone, turn = ([f"{kind}-{i:02d}" for i in range(10)] for kind in ("keep", "gone", "turn"))
     apply(kubectl, *(token_resource(n) for n in keep + gone + turn), namespace=apps)
-    extra = ["--no-bootstrap", *FAST_LEASE]
+    extra = ["--no-bootstrap", *FAST_LEASE, *FEW_SHARDS]
     with operator(log_file=tmp_path / "b.log", extra=extra, **run) as b:  # type: ignore[arg-type]
         eventually(lambda: _ready_names(kubectl, apps) >= {*keep, *gone, *turn}, timeout=60, what="all Ready")
         eventually(lambda: len(config_entries(kubectl, operator_ns)) == 30, timeout=20, what="30 hashes published")
@@ -252,7 +255,12 @@ def test_a_new_leader_never_publishes_what_the_old_one_deleted_or_rotated(
             since = time.monotonic()
             took = _time_to_ready(kubectl, apps, "after-kill", since=since)
             assert "after-kill" in _generated(a.log_file)
-            time.sleep(2)  # A reconciles every StaticToken on taking over; let any write it makes land
+            eventually(
+                lambda: a.log().count("Resuming is processed") >= len(keep) + len(turn),
+                timeout=30,
+                what="A to reconcile every StaticToken on taking over",
+            )
+            time.sleep(2)  # let any write of those reconciliations land
             entries = {e.name: e.sha256 for e in config_entries(kubectl, operator_ns)}
             print(f"A took over and acted {took:.1f}s after B's death")
             assert sorted(set(entries) & set(gone)) == [], "deleted tokens published again"
@@ -273,7 +281,7 @@ def test_a_leader_frozen_past_its_lease_wakes_up_and_publishes_nothing_stale(
         "operator_namespace": operator_ns,
         "namespaces": [apps],
         "standalone": False,
-        "extra": ["--no-bootstrap", *FAST_LEASE],
+        "extra": ["--no-bootstrap", *FAST_LEASE, *FEW_SHARDS],
     }
     keep, gone, turn = ([f"{kind}-{i:02d}" for i in range(10)] for kind in ("keep", "gone", "turn"))
     apply(kubectl, *(token_resource(n) for n in keep + gone + turn), namespace=apps)
