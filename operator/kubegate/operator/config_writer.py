@@ -34,6 +34,9 @@ from kubegate.validation_config.shards import (
 log = logging.getLogger(__name__)
 NAME_PREFIX = "kubegate-static-tokens"
 MAX_BACKOFF = 30.0
+# Shards written at once: a reconcile waits for its shard before it writes Ready, so a burst that dirties
+# every shard must not wait for them one after the other.
+WRITE_CONCURRENCY = 8
 
 
 @dataclass
@@ -170,15 +173,24 @@ class ConfigWriter:
                 self._changed.set()
 
     async def flush(self) -> None:
-        """Write every dirty shard whose content changed; raise on the first failure (the rest stay dirty)."""
-        for shard in sorted(self.registry.dirty):
-            generation = self.registry.generation(shard)
-            await self._write_shard(shard)
+        """Write every dirty shard whose content changed, a few at once; then raise the first failure (the
+        shards that failed stay dirty)."""
+        limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def write(shard: int) -> None:
+            async with limit:
+                generation = self.registry.generation(shard)
+                await self._write_shard(shard)
             if self.registry.generation(shard) == generation:
                 self.registry.dirty.discard(shard)
             async with self._written:
                 self._written_generation[shard] = generation
                 self._written.notify_all()
+
+        results = await asyncio.gather(*(write(s) for s in sorted(self.registry.dirty)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         for name in sorted(self._stale):
             await self._delete(name)
             self._stale.discard(name)
