@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from kubegate.kube import ApiError, Connection, KubeClient, load_connection
+from kubegate.kube import ApiError, ApiUnavailable, Connection, KubeClient, load_connection
 from kubegate.kube.credentials import TokenFile
 
 SECRETS = "/api/v1/namespaces/apps/secrets"
@@ -260,3 +260,23 @@ def test_the_token_is_not_in_the_credentials_description(tmp_path: Path) -> None
     assert credentials.authorization() == f"Bearer {token}"
     assert token not in credentials.source
     assert token not in repr(credentials)
+
+
+async def test_a_client_that_may_not_write_sends_no_write_and_still_reads(
+    api: tuple[FakeApi, str], tmp_path: Path
+) -> None:
+    """A leader past its renew deadline keeps reading but must not change anything until it renews."""
+    fake, host = api
+    token_file = tmp_path / "token"
+    token_file.write_text(fake.token)
+    allowed = [False]
+    connection = Connection(host=host, ssl_context=False, credentials=TokenFile(token_file), namespace="default")
+    async with KubeClient(connection, may_write=lambda: allowed[0]) as client:
+        with pytest.raises(ApiUnavailable, match="may not write"):
+            await client.create(SECRETS, {"metadata": {"name": "s"}})
+        assert fake.statuses == []  # not sent at all
+        await client.list_all(SECRETS)
+        assert fake.statuses == [200]
+        allowed[0] = True
+        with pytest.raises(ApiError):  # sent now: the fake API has no POST route
+            await client.create(SECRETS, {"metadata": {"name": "s"}})

@@ -204,20 +204,84 @@ async def test_the_holder_renews_every_retry_period_and_keeps_its_acquire_time()
     assert leases.spec["holderIdentity"] == "me"
 
 
-async def test_leadership_is_lost_when_no_renewal_succeeds_within_the_deadline() -> None:
+async def test_without_renewal_past_the_deadline_it_stops_acting_and_resumes_the_same_term_when_renewed() -> None:
     leases, clock = FakeLeases(), FakeTime()
     leader = elector(leases, clock)
     await leader.acquire()
+    acquired = leases.spec
+    assert leader.acting()
+    seen: list[tuple[float, bool]] = []
+
+    def api_away_for_a_minute() -> None:
+        leases.failing = 1000.0 + 2 * RETRY < clock.now < 1000.0 + 60
+        seen.append((clock.now, leader.acting()))
+
+    leases.before_get = api_away_for_a_minute
+    holding = asyncio.create_task(leader.hold())
+    await _until(lambda: clock.now >= 1000.0 + 70, step=0)
+    holding.cancel()
+    await asyncio.gather(holding, return_exceptions=True)
     last_renewal = 1000.0 + 2 * RETRY
+    # Acting until the renew deadline after the last renewal, not after it; acting again once renewed.
+    assert all(acting for at, acting in seen if at < last_renewal + RENEW_DEADLINE)
+    assert not any(acting for at, acting in seen if last_renewal + RENEW_DEADLINE <= at <= 1000.0 + 60)
+    assert leader.acting()
+    # While suspended it tried every quarter period, so it resumed within that of the API's return.
+    renewed = [at for at, _ in seen if at >= 1000.0 + 60]
+    assert renewed[0] <= 1000.0 + 60 + RETRY / 4
+    # The same term: nobody else acted, so nothing it remembers is stale.
+    assert leases.spec["acquireTime"] == acquired["acquireTime"]
+    assert leases.spec["leaseTransitions"] == acquired["leaseTransitions"]
 
-    def api_goes_away() -> None:
-        leases.failing = clock.now > last_renewal
 
-    leases.before_get = api_goes_away
+class CutOff:
+    """The leader's view of the API: fails while `cut`, otherwise the shared leases."""
+
+    def __init__(self, leases: FakeLeases) -> None:
+        self.leases = leases
+        self.cut = False
+
+    async def get(self, path: str, **_: str) -> dict[str, Any]:
+        if self.cut:
+            raise ApiUnavailable("GET leases: connection refused")
+        return await self.leases.get(path)
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.leases.create(path, body)
+
+    async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.cut:
+            raise ApiUnavailable("PUT leases: connection refused")
+        return await self.leases.replace(path, body)
+
+
+async def test_a_term_ends_when_another_candidate_took_the_lease_while_the_leader_was_cut_off() -> None:
+    leases, clock = FakeLeases(), FakeTime()
+    view = CutOff(leases)
+    leader = elector(view, clock)  # type: ignore[arg-type]
+    standby = elector(leases, clock, identity="standby")
+    await leader.acquire()
+    view.cut = True
+    holding = asyncio.create_task(leader.hold())
+    # The stand-by sees the record unchanged for a whole duration, then takes it.
+    await asyncio.wait_for(standby.acquire(), timeout=5)
+    assert clock.now >= 1000.0 + DURATION
+    assert not leader.acting()  # it stopped acting before the stand-by could start
+    view.cut = False
+    await asyncio.wait_for(holding, timeout=5)  # it sees the new holder: its term is over
+    assert leases.spec["holderIdentity"] == "standby"
+    assert not leader.acting()
+
+
+async def test_a_leader_never_takes_back_an_expired_lease_someone_else_held_in_its_term() -> None:
+    leases, clock = FakeLeases(), FakeTime()
+    leader = elector(leases, clock)
+    await leader.acquire()
+    leases.put(held_by("other"))  # another replica held it meanwhile (and is gone: its record will expire)
     await leader.hold()
-    assert last_renewal + RENEW_DEADLINE <= clock.now < last_renewal + DURATION
-    await leader.release()  # lost: nothing to release, and nothing written
-    assert leases.spec["holderIdentity"] == "me"
+    clock.now += 10 * DURATION
+    assert not leader.acting()
+    assert leases.spec["holderIdentity"] == "other"
 
 
 async def test_leadership_is_lost_at_once_when_another_candidate_holds_the_lease() -> None:
@@ -229,7 +293,7 @@ async def test_leadership_is_lost_at_once_when_another_candidate_holds_the_lease
     assert clock.now == 1000.0 + RETRY
 
 
-async def test_a_renewal_that_hangs_loses_leadership_by_the_deadline() -> None:
+async def test_a_renewal_that_hangs_stops_acting_by_the_deadline() -> None:
     leases = FakeLeases()
     leader = LeaderElector(
         client=leases,  # type: ignore[arg-type]
@@ -242,14 +306,30 @@ async def test_a_renewal_that_hangs_loses_leadership_by_the_deadline() -> None:
     )
     await leader.acquire()
     acquired = time.monotonic()
+    get = leases.get
 
     async def hang(path: str, **_: str) -> dict[str, Any]:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
     leases.get = hang  # type: ignore[method-assign]
-    await asyncio.wait_for(leader.hold(), timeout=2)
-    assert 0.3 <= time.monotonic() - acquired < 0.5
+    holding = asyncio.create_task(leader.hold())
+    try:
+        await _until(lambda: not leader.acting())
+        assert 0.3 <= time.monotonic() - acquired < 0.4
+        leases.get = get  # type: ignore[method-assign]
+        await asyncio.wait_for(_until(leader.acting), timeout=2)  # the hung try times out; the next renews
+    finally:
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
+
+
+async def _until(check: Callable[[], bool], *, step: float = 0.01, tries: int = 100_000) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError("the condition never held")
 
 
 async def test_release_lets_a_waiting_candidate_take_over_at_its_next_try() -> None:

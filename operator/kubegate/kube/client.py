@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,8 +43,12 @@ class KubeClient:
         timeout: float = 30.0,
         max_connections: int = 64,
         user_agent: str = "kubegate",
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
+        """`may_write`, when given, is asked before every request that changes something: while it says no,
+        the request is not sent and raises ApiUnavailable (a leader that lost contact must not write)."""
         self.connection = connection
+        self._may_write = may_write
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
         self._max_connections = max_connections
         self._user_agent = user_agent
@@ -137,6 +141,8 @@ class KubeClient:
         Raises ApiUnavailable when the server cannot be reached or is overloaded (5xx, 429), and an
         ApiError subclass for any other error status.
         """
+        if self._may_write is not None and method != "GET" and not self._may_write():
+            raise ApiUnavailable(f"{method} {path}: not sent: this replica may not write at the moment")
         data = None if body is None else json.dumps(body).encode()
         request_timeout = None if timeout is None else aiohttp.ClientTimeout(total=timeout)
         try:

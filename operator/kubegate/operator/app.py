@@ -242,7 +242,9 @@ async def run(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = N
         # Created before kopf starts, so that kopf's shutdown does not count it among its own tasks.
         holding = asyncio.create_task(_hold_or_exit(elector), name="lease")
         try:
-            await _operate(settings, client, liveness, stop_flag)
+            # The operator's writes go through a client that asks the elector first; the lease's own do not.
+            async with KubeClient(connection, user_agent="kubegate-operator", may_write=elector.acting) as acting:
+                await _operate(settings, acting, liveness, stop_flag)
         finally:
             holding.cancel()
             await asyncio.gather(holding, return_exceptions=True)
@@ -290,7 +292,7 @@ async def _wait_for_lease(elector: LeaderElector, stop_flag: asyncio.Event | Non
 
 async def _hold_or_exit(elector: LeaderElector) -> None:
     await elector.hold()
-    log.error("lost the lease %s: exiting now; a replica that holds it takes over", elector.lease)
+    log.error("lost the lease %s to another replica: exiting now; it takes over", elector.lease)
     logging.shutdown()
     # Not kopf's graceful stop: it would finish running handlers and call the cleanup handlers, which write,
     # while another replica may already act. Kubernetes restarts the container, which then waits its turn.

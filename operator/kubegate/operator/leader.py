@@ -105,26 +105,50 @@ class LeaderElector:
                 announced = True
             await self._sleep(self._next_try())
 
+    def acting(self) -> bool:
+        """Whether this candidate may act now: it holds the lease and renewed it within the renew deadline.
+
+        Past the deadline another candidate may soon see the lease as expired, so the holder stops writing
+        (its operator client asks this before every write) until a renewal succeeds again.
+        """
+        return self._leading and self._clock() - self._renewed_at < self._renew_deadline
+
     async def hold(self) -> None:
-        """Renew the lease every retry period; return when it is lost: no renewal succeeded within the renew
-        deadline, or another candidate holds it."""
+        """Renew the lease every retry period; return when another candidate has held it since.
+
+        A renewal that fails for longer than the renew deadline (an API outage, a paused process) suspends
+        acting (`acting()` says no) but not the term: the record still names this candidate, so nobody
+        else acted meanwhile, and a renewal that succeeds resumes at once, keeping everything in memory
+        valid. Only a record naming someone else, or nobody (a replica held it and let go), ends the term:
+        what this process remembers may then be older than what another one did.
+        """
+        suspended_at: float | None = None
         while True:
-            await self._sleep(self._retry_period)
-            started = self._clock()
-            remaining = self._renewed_at + self._renew_deadline - started
-            if remaining <= 0:
-                log.error("lease %s: not renewed within %.1fs", self.lease, self._renew_deadline)
-                break
+            # While suspended, try more often: acting resumes as soon as the API answers again.
+            await self._sleep(self._retry_period if suspended_at is None else self._retry_period / 4)
+            if suspended_at is None and not self.acting():
+                suspended_at = self._clock()
+                log.warning(
+                    "lease %s: not renewed within %.1fs; not acting until it is renewed",
+                    self.lease,
+                    self._renew_deadline,
+                )
             try:
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
                 # arrives as the attempt finishes, and then the lease would be renewed after shutdown.
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(self._renew_deadline):
                     renewed = await self._attempt()
             except TimeoutError:
-                log.error("lease %s: not renewed within %.1fs", self.lease, self._renew_deadline)
-                break
-            if not renewed and self.holder not in ("", self.identity):
-                log.error("lease %s: now held by %s", self.lease, self.holder)
+                renewed = False
+            if renewed:
+                if suspended_at is not None:
+                    log.info(
+                        "lease %s: renewed again after %.1fs; acting again", self.lease, self._clock() - suspended_at
+                    )
+                    suspended_at = None
+                continue
+            if self._observed_spec is not None and self.holder != self.identity:
+                log.error("lease %s: now held by %s", self.lease, self.holder or "nobody")
                 break
         self._leading = False
 
@@ -195,6 +219,9 @@ class LeaderElector:
         self._observe(lease)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
+        if self._leading and holder != self.identity:
+            # Someone held it since this term began: never take it back within the same term (hold() ends it).
+            return False
         if holder and holder != self.identity and self._expires_in() > 0:
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
