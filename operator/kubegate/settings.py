@@ -93,7 +93,7 @@ class OperatorSettings(BaseModel):
     lease_duration: Duration = "10s"
     """How long a stand-by waits, after it last saw the leader renew the lease, before it takes over."""
     lease_renew_deadline: Annotated[Duration, Field(validate_default=True)] = "7s"
-    """The leader exits when it could not renew the lease for this long; shorter than --lease-duration."""
+    """The leader stops writing when it could not renew the lease for this long; shorter than --lease-duration."""
     lease_retry_period: Annotated[Duration, Field(validate_default=True)] = "2s"
     """How often the leader renews the lease and a stand-by tries to take it; shorter than --lease-renew-deadline."""
     health_address: Address = "0.0.0.0:8081"
