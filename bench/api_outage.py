@@ -109,6 +109,10 @@ def line_count(path: Path) -> int:
     return len(path.read_text(errors="replace").splitlines()) if path.exists() else 0
 
 
+def new_lines(path: Path, skip: int) -> list[str]:
+    return path.read_text(errors="replace").splitlines()[skip:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outage", type=float, default=60.0, help="seconds the API server stays away")
@@ -196,7 +200,7 @@ async def measure(
         # Applied through the first apiserver; the operator sees it only when its API returns.
         await asyncio.to_thread(kubectl, "apply", "-f", "-", stdin=static_token("during"))
         await asyncio.sleep(max(0.0, outage - (time.monotonic() - down)))
-        during_outage = {name: line_count(path) - before[name] for name, path in logs.items()}
+        during_outage = {name: new_lines(path, before[name]) for name, path in logs.items()}
         replacement = await asyncio.to_thread(start_apiserver, state_dir, name="outage-b", die_with_parent=True)
         forwarder.target = port_of(replacement.url)
         back = time.monotonic()
@@ -214,7 +218,11 @@ async def measure(
     print(f"token applied during the outage verifies on both servers {seconds(caught_up)} after the API returned")
     print(f"token applied after the API returned verifies on both servers {seconds(new)} after it was applied")
     for name, lines in during_outage.items():
-        print(f"log lines written during the outage by {name}: {lines} ({lines / minutes:.1f} a minute)")
+        print(f"log lines written during the outage by {name}: {len(lines)} ({len(lines) / minutes:.1f} a minute)")
+        # Which messages: level, logger and the start of the message, without the time stamp.
+        kinds = Counter(" ".join(line.split(" ")[2:5])[:100] for line in lines)
+        for kind, count in kinds.most_common(5):
+            print(f"    {count:4d} x {kind}")
     return 0 if caught_up is not None and new is not None else 1
 
 

@@ -4,7 +4,7 @@ On an API failure the sink is told the copy is stale (it keeps serving what it h
 resumes with a capped, jittered backoff; a watch too old to resume (410 Gone) lists everything again.
 The server's validation config, the signing keys and the revocation list all stay current this way.
 
-The backoff is capped low (1.5 s by default) so that a copy catches up within about 2 s of the API
+The backoff is capped low (1 s by default) so that a copy catches up within about 2 s of the API
 coming back, whatever the length of the outage. Retrying that often must not flood the log: an outage
 is logged when it starts, then at most once every `report_every` seconds, and once when it ends.
 """
@@ -24,7 +24,7 @@ from kubegate.kube.errors import ApiError, ApiUnavailable, Gone
 log = logging.getLogger(__name__)
 _SHORT_WATCH = 1.0
 MIN_BACKOFF = 0.25
-MAX_BACKOFF = 1.5
+MAX_BACKOFF = 1.0
 REPORT_EVERY = 60.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -13,6 +14,7 @@ from typing import Any
 import kopf
 
 from kubegate.kube import KubeClient, load_connection
+from kubegate.operator import kopf_logs
 from kubegate.operator.bootstrap import ensure_bootstrap_token
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
@@ -38,6 +40,7 @@ KOPF_PREFIX = "kopf.kubegate.dev"
 # How often the signing keys are checked for a scheduled rotation or a key to drop.
 SIGNING_KEY_CHECK = 60.0
 WORKER_LIMIT = 64
+KOPF_RETRY_EVERY = 1.0
 
 
 def _backoff(retry: int) -> float:
@@ -169,6 +172,11 @@ class Operator:
         settings.posting.reporting_component = "kubegate-operator"
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
+        # kopf's own calls (its watches, its patches) retry every second, for ever, instead of backing off to
+        # 21 s and then giving up: after an API outage the operator resumes within about a second. The
+        # filter keeps that to one log line a minute.
+        settings.networking.error_backoffs = itertools.repeat(KOPF_RETRY_EVERY)
+        kopf_logs.install()
         # Thousands of tokens at once (a GitOps sync) must not become thousands of concurrent workers:
         # a bounded pool is as fast and keeps the peak memory down.
         settings.queueing.worker_limit = WORKER_LIMIT

@@ -77,7 +77,7 @@ class LeaderElector:
         self._observed_at = 0.0
         self._leading = False
         self._renewed_at = 0.0
-        self._last_error = ""
+        self._failing = False
 
     @property
     def _collection(self) -> str:
@@ -185,13 +185,14 @@ class LeaderElector:
         try:
             acquired = await self._try_acquire_or_renew()
         except (ApiError, ApiUnavailable) as exc:
-            if str(exc) != self._last_error:  # once per distinct error, not every retry period
+            # Once per run of failures, not every try: an outage would otherwise log every half second.
+            if not self._failing:
                 forbidden = isinstance(exc, ApiError) and exc.status == 403
                 hint = "; its service account needs get, create and update on leases in its namespace"
-                log.warning("lease %s: %s%s", self.lease, exc, hint if forbidden else "")
-                self._last_error = str(exc)
+                log.warning("lease %s: %s%s (logged once until it answers)", self.lease, exc, hint if forbidden else "")
+                self._failing = True
             return False
-        self._last_error = ""
+        self._failing = False
         if acquired:
             # From the start of the attempt: the renewTime written is no older than this.
             self._renewed_at = started
