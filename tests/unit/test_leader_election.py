@@ -216,7 +216,7 @@ async def test_without_renewal_past_the_deadline_it_stops_acting_and_resumes_the
         leases.failing = 1000.0 + 2 * RETRY < clock.now < 1000.0 + 60
         seen.append((clock.now, leader.acting()))
 
-    leases.before_get = api_away_for_a_minute
+    leases.before_get = leases.before_replace = api_away_for_a_minute
     holding = asyncio.create_task(leader.hold())
     await _until(lambda: clock.now >= 1000.0 + 70, step=0)
     holding.cancel()
@@ -232,6 +232,35 @@ async def test_without_renewal_past_the_deadline_it_stops_acting_and_resumes_the
     # The same term: nobody else acted, so nothing it remembers is stale.
     assert leases.spec["acquireTime"] == acquired["acquireTime"]
     assert leases.spec["leaseTransitions"] == acquired["leaseTransitions"]
+
+
+async def test_on_an_api_that_takes_2s_a_call_the_holder_renews_with_one_put_and_never_stops_acting() -> None:
+    leases, clock = FakeLeases(), FakeTime()
+    leader = elector(leases, clock)
+    await leader.acquire()
+    calls: list[str] = []
+    acting_when_renewed: list[bool] = []
+    get, replace = leases.get, leases.replace
+
+    async def slow_get(path: str, **_: str) -> dict[str, Any]:
+        calls.append("GET")
+        await clock.sleep(2.0)
+        return await get(path)
+
+    async def slow_replace(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        calls.append("PUT")
+        await clock.sleep(2.0)
+        acting_when_renewed.append(leader.acting())  # the oldest its last renewal gets
+        return await replace(path, body)
+
+    leases.get, leases.replace = slow_get, slow_replace  # type: ignore[method-assign]
+    holding = asyncio.create_task(leader.hold())
+    await _until(lambda: clock.now >= 1000.0 + 60, step=0)
+    holding.cancel()
+    await asyncio.gather(holding, return_exceptions=True)
+    assert len(calls) >= 20
+    assert set(calls) == {"PUT"}
+    assert all(acting_when_renewed)
 
 
 class CutOff:
@@ -306,18 +335,18 @@ async def test_a_renewal_that_hangs_stops_acting_by_the_deadline() -> None:
     )
     await leader.acquire()
     acquired = time.monotonic()
-    get = leases.get
+    replace = leases.replace
 
-    async def hang(path: str, **_: str) -> dict[str, Any]:
+    async def hang(path: str, body: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
-    leases.get = hang  # type: ignore[method-assign]
+    leases.replace = hang  # type: ignore[method-assign]
     holding = asyncio.create_task(leader.hold())
     try:
         await _until(lambda: not leader.acting())
         assert 0.3 <= time.monotonic() - acquired < 0.4
-        leases.get = get  # type: ignore[method-assign]
+        leases.replace = replace  # type: ignore[method-assign]
         await asyncio.wait_for(_until(leader.acting), timeout=2)  # the hung try times out; the next renews
     finally:
         holding.cancel()
