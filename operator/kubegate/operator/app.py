@@ -40,7 +40,7 @@ KOPF_PREFIX = "kopf.kubegate.dev"
 # How often the signing keys are checked for a scheduled rotation or a key to drop.
 SIGNING_KEY_CHECK = 60.0
 WORKER_LIMIT = 64
-KOPF_RETRY_EVERY = 1.0
+KOPF_RETRY_EVERY = 0.5
 
 
 def _backoff(retry: int) -> float:
@@ -172,8 +172,8 @@ class Operator:
         settings.posting.reporting_component = "kubegate-operator"
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
-        # kopf's own calls (its watches, its patches) retry every second, for ever, instead of backing off to
-        # 21 s and then giving up: after an API outage the operator resumes within about a second. The
+        # kopf's own calls (its watches, its patches) retry every half second, for ever, instead of backing off
+        # to 21 s and then giving up: after an API outage the operator resumes within about a second. The
         # filter keeps that to one log line a minute.
         settings.networking.error_backoffs = itertools.repeat(KOPF_RETRY_EVERY)
         kopf_logs.install()

@@ -138,6 +138,7 @@ class SigningKeyKeeper:
     async def run(self) -> None:
         """Watch and reconcile until cancelled."""
         watch = asyncio.create_task(self._reflector.run())
+        failing = False
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -145,9 +146,12 @@ class SigningKeyKeeper:
                 self._changed.clear()
                 try:
                     await self._manager.reconcile()
+                    failing = False
                 except (ApiError, ApiUnavailable) as exc:
-                    # A conflict (another replica wrote first) or an outage: read again shortly.
-                    log.warning("signing keys: %s; retrying in %.0fs", exc, self._retry)
+                    # A conflict (another replica wrote first) or an outage: read again shortly. An outage
+                    # is logged once, not every retry (the reflector says when the API answers again).
+                    log.log(logging.DEBUG if failing else logging.WARNING, "signing keys: %s; retrying", exc)
+                    failing = True
                     await asyncio.sleep(self._retry)
                     self._changed.set()
         finally:
