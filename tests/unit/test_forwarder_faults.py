@@ -64,7 +64,7 @@ def test_latency_delays_every_request_on_a_kept_connection_in_order(echo_port: i
             started = time.monotonic()
             sock.sendall(b"request %d" % i)
             assert sock.recv(100) == b"request %d" % i
-            assert 0.3 <= time.monotonic() - started < 0.6
+            assert 0.3 <= time.monotonic() - started < 1.0  # slack for a busy machine
 
 
 def test_latency_does_not_serialize_chunks(echo_port: int) -> None:
@@ -82,7 +82,7 @@ def test_latency_does_not_serialize_chunks(echo_port: int) -> None:
         while len(received) < len(expected):
             received += sock.recv(100)
         assert received == expected
-        assert time.monotonic() - started < 0.6
+        assert time.monotonic() - started < 1.5  # one after the other would take 3 s
 
 
 def test_drop_rate_closes_that_fraction_of_new_connections_repeatably(echo_port: int) -> None:
