@@ -62,6 +62,18 @@ def crds(kubectl: Kubectl) -> list[str]:
 
 
 @pytest.fixture
+def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
+    """An operator namespace and an application namespace for one test, with the CRDs installed."""
+    suffix = uuid.uuid4().hex[:6]
+    names = (f"kg-op-{suffix}", f"kg-apps-{suffix}")
+    for ns in names:
+        kubectl("create", "namespace", ns)
+    yield names
+    for ns in names:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture
 def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
     """`kubegate operator` watching only the test's namespace, which is also its operator namespace."""
     install_crds(kubectl)

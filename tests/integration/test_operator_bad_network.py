@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,17 +90,6 @@ class Progress:
 def _ready(obj: dict[str, Any]) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-@pytest.fixture
-def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
-    suffix = uuid.uuid4().hex[:6]
-    names = (f"kg-op-{suffix}", f"kg-apps-{suffix}")
-    for ns in names:
-        kubectl("create", "namespace", ns)
-    yield names
-    for ns in names:
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +32,6 @@ RESUME_LIMIT = 15.0
 # What each token still waiting when another was created may add to that one's wait: reconciling costs
 # 12-19 ms a token (bench/reconcile_tokens.py), so a tenth of a second is generous.
 BACKLOG_COST = 0.1
-
-
-@pytest.fixture
-def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
-    suffix = uuid.uuid4().hex[:6]
-    names = (f"kg-fo-op-{suffix}", f"kg-fo-apps-{suffix}")
-    for ns in names:
-        kubectl("create", "namespace", ns)
-    yield names
-    for ns in names:
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def _is_ready(item: dict[str, Any]) -> bool:

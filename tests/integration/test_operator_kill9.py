@@ -18,7 +18,6 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,17 +126,6 @@ class Sampler:
         while not self._stop.wait(0.3):
             with contextlib.suppress(Exception):  # a kubectl call cut short by a busy machine: sample again
                 self.sample()
-
-
-@pytest.fixture
-def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
-    suffix = uuid.uuid4().hex[:6]
-    names = (f"kg-op-{suffix}", f"kg-apps-{suffix}")
-    for ns in names:
-        kubectl("create", "namespace", ns)
-    yield names
-    for ns in names:
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 @dataclass

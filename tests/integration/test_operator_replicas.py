@@ -9,9 +9,7 @@ import json
 import re
 import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,17 +31,6 @@ FAST_LEASE = ["--lease-duration", "4s", "--lease-renew-deadline", "3s", "--lease
 FEW_SHARDS = ["--config-shards", "2"]
 # Hand-overs of each kind (graceful, kill -9) in the timing test.
 HANDOVERS = 2
-
-
-@pytest.fixture
-def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
-    suffix = uuid.uuid4().hex[:6]
-    names = (f"kg-op-{suffix}", f"kg-apps-{suffix}")
-    for ns in names:
-        kubectl("create", "namespace", ns)
-    yield names
-    for ns in names:
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def _ready_names(kubectl: Kubectl, namespace: str) -> set[str]:

@@ -11,11 +11,10 @@ from typing import Any
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
-from server_harness import Harness, bearer
+from server_harness import FakeConfigMaps, Harness, bearer
 
 from kubegate.client_tokens import keys
 from kubegate.client_tokens.verifier import ClientTokenVerifier
-from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.bindings import Binding
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.kubernetes.http import INVALID_TOKEN_MESSAGE
@@ -42,35 +41,6 @@ SA_TOKEN = sa_token()
 ACCOUNT = ReviewedAccount(
     namespace="apps", name="web", uid="sa-uid", pod_name="web-0", pod_uid="pod-uid", expires_at=time.time() + 600
 )
-
-
-class FakeConfigMaps:
-    """The three calls Revocations makes, with resourceVersion checks like the API server's."""
-
-    def __init__(self) -> None:
-        self.object: dict[str, Any] | None = None
-        self.version = 0
-
-    async def get(self, path: str) -> dict[str, Any]:
-        if self.object is None:
-            raise NotFound(status=404, reason="NotFound", message="not found")
-        return self.object
-
-    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if self.object is not None:
-            raise AlreadyExists(status=409, reason="AlreadyExists", message="exists")
-        return self._store(body)
-
-    async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        assert self.object is not None
-        if body["metadata"]["resourceVersion"] != self.object["metadata"]["resourceVersion"]:
-            raise Conflict(status=409, reason="Conflict", message="changed")
-        return self._store(body)
-
-    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        self.object = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
-        return self.object
 
 
 class Reviews:
