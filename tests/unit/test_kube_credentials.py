@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from kubegate.kube import ApiError, ApiUnavailable, Connection, KubeClient, load_connection
+from kubegate.kube import ApiError, ApiUnavailable, Connection, KubeClient, NoKubeConfig, load_connection
 from kubegate.kube.credentials import TokenFile
 
 SECRETS = "/api/v1/namespaces/apps/secrets"
@@ -280,3 +280,14 @@ async def test_a_client_that_may_not_write_sends_no_write_and_still_reads(
         allowed[0] = True
         with pytest.raises(ApiError):  # sent now: the fake API has no POST route
             await client.create(SECRETS, {"metadata": {"name": "s"}})
+
+
+def test_no_kubeconfig_is_a_clear_error_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    missing = tmp_path / "nowhere" / "kubeconfig"
+    with pytest.raises(NoKubeConfig, match=f"no usable kubeconfig at {missing} .*; set KUBECONFIG"):
+        load_connection(kubeconfig=str(missing))
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with pytest.raises(NoKubeConfig, match="set KUBECONFIG"):
+        load_connection(kubeconfig=str(empty))

@@ -5,7 +5,7 @@ event loop. Rotated credentials are picked up: see `credentials`.
 """
 
 from kubegate.kube.client import KubeClient, WatchEvent
-from kubegate.kube.config import Connection, load_connection
+from kubegate.kube.config import Connection, NoKubeConfig, load_connection
 from kubegate.kube.errors import (
     AlreadyExists,
     ApiError,
@@ -23,6 +23,7 @@ __all__ = [
     "Connection",
     "Gone",
     "KubeClient",
+    "NoKubeConfig",
     "NotFound",
     "WatchEvent",
     "load_connection",

@@ -30,8 +30,26 @@ class Connection:
 _SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
+class NoKubeConfig(Exception):  # noqa: N818 - names the condition
+    """Neither a usable kubeconfig nor a pod's service account: the message says what was tried."""
+
+
 def load_connection(*, kubeconfig: str | None = None, context: str | None = None) -> Connection:
-    """In a pod, the service account; elsewhere the kubeconfig (`KUBECONFIG` or ~/.kube/config)."""
+    """In a pod, the service account; elsewhere the kubeconfig (`KUBECONFIG` or ~/.kube/config).
+
+    Raises NoKubeConfig when there is neither (or it cannot be read), with what to set.
+    """
+    try:
+        return _load_connection(kubeconfig=kubeconfig, context=context)
+    except (kube_config.ConfigException, OSError, StopIteration) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise NoKubeConfig(
+            f"cannot reach Kubernetes: no usable kubeconfig at {where} and not in a pod ({exc or type(exc).__name__}); "
+            "set KUBECONFIG"
+        ) from exc
+
+
+def _load_connection(*, kubeconfig: str | None, context: str | None) -> Connection:
     # The kubernetes package reads KUBECONFIG once, at import; read it at call time instead.
     kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:

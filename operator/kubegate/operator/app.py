@@ -228,7 +228,7 @@ async def run(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = N
     with (the registry of published tokens, the handlers' state, kopf's own memory) is built after the lease
     is acquired, from the cluster as it is then: nothing is kept from a time another replica acted.
     """
-    connection = load_connection()
+    connection = await asyncio.to_thread(load_connection)  # reads files; not on the event loop
     liveness = liveness_endpoint(settings.health_address)
     async with KubeClient(connection, user_agent="kubegate-operator") as client:
         if settings.standalone:

@@ -31,7 +31,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"kubegate operator: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level)
+    from kubegate.kube import NoKubeConfig  # noqa: PLC0415 - see below
     from kubegate.operator.app import run as run_operator  # noqa: PLC0415 - kopf is heavy: load it only to run
 
-    asyncio.run(run_operator(settings))
+    try:
+        asyncio.run(run_operator(settings))
+    except NoKubeConfig as exc:
+        print(f"kubegate operator: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0

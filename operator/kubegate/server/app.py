@@ -228,10 +228,12 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         ]
         if tls is not None:
             tasks.append(asyncio.create_task(tls.run(), name="tls-reload"))
+        # The bound address, not the setting: port 0 asks for a free port, and the log says which one.
+        bound = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses) or settings.address
         log.info(
             "serving %s on %s; validation config from namespace %s",
             "HTTPS" if tls else "plain HTTP",
-            settings.address,
+            bound,
             settings.operator_namespace,
         )
         try:

@@ -31,12 +31,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"kubegate server: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level)
+    from kubegate.kube import NoKubeConfig  # noqa: PLC0415 - see below
     from kubegate.methods.kubernetes.bindings import BindingsError  # noqa: PLC0415 - see below
     from kubegate.server.app import serve  # noqa: PLC0415 - the app is loaded only to run it
 
     try:
         asyncio.run(serve(settings))
-    except (OSError, ssl.SSLError, BindingsError) as exc:
+    except (OSError, ssl.SSLError, BindingsError, NoKubeConfig) as exc:
         print(f"kubegate server: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
