@@ -31,21 +31,26 @@ def sa_token(namespace: str = "apps", name: str = "web") -> str:
     claims = {
         "iss": "https://kubernetes.default.svc",
         "sub": f"system:serviceaccount:{namespace}:{name}",
-        "exp": int(time.time()) + 600,
+        "exp": int(time.time()) + 86_400,  # made at import: must outlive a long test session
         "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": "sa-uid"}},
     }
     return jwt.encode(claims, "not-the-cluster-key-but-long-enough", algorithm="HS256")
 
 
 SA_TOKEN = sa_token()
-ACCOUNT = ReviewedAccount(
-    namespace="apps", name="web", uid="sa-uid", pod_name="web-0", pod_uid="pod-uid", expires_at=time.time() + 600
-)
+
+
+def account() -> ReviewedAccount:
+    """What the (fake) TokenReview vouches for: valid ten minutes from now, whenever the test runs (a module
+    constant expired when the suite ran longer than that before reaching these tests)."""
+    return ReviewedAccount(
+        namespace="apps", name="web", uid="sa-uid", pod_name="web-0", pod_uid="pod-uid", expires_at=time.time() + 600
+    )
 
 
 class Reviews:
     def __init__(self) -> None:
-        self.outcome: ReviewedAccount | Exception = ACCOUNT
+        self.outcome: ReviewedAccount | Exception = account()
         self.calls = 0
 
     async def __call__(self, token: str) -> ReviewedAccount:
@@ -93,7 +98,7 @@ async def _exchange(client: TestClient[Any, Any], **kwargs: Any) -> Any:
 async def test_flipt_documented_call_works(
     setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
 ) -> None:
-    _, _, client, _ = setup
+    _, reviews, client, _ = setup
     # curl --data sends a form content type and the snake_case field name.
     response = await _exchange(
         client,
@@ -112,7 +117,8 @@ async def test_flipt_documented_call_works(
         "io.kubegate.auth.k8s.pod.uid": "pod-uid",
     }
     expires = datetime.fromisoformat(auth["expiresAt"]).timestamp()
-    assert abs(expires - int(ACCOUNT.expires_at or 0)) <= 1
+    assert isinstance(reviews.outcome, ReviewedAccount)
+    assert abs(expires - int(reviews.outcome.expires_at or 0)) <= 1
     claims = jwt.decode(body["clientToken"], options={"verify_signature": False})
     assert (claims["iss"], claims["aud"], claims["jti"]) == (ISSUER, "kubegate", auth["id"])
 
