@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from kubegate.methods.token.tokens import PREFIX_PATTERN
+from kubegate.contracts.token_format import PREFIX_PATTERN
 from kubegate.resources.common import DNS_LABEL_PATTERN, DnsSubdomain
 from kubegate.resources.duration import Duration, parse_duration
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
-from kubegate.methods.token.tokens import hash_token
 from support import eventually
 from support.kube import condition, config_entries, secret_token, static_token
 from support.processes import operator

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from server_processes import ServerProcess, start_server
 
+from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
-from kubegate.methods.token.tokens import hash_token
 from kubegate.operator.statictoken import PREVIOUS_SHA_ANNOTATION
 from support import eventually
 from support.http import get

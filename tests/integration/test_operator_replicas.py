@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
-from kubegate.methods.token.tokens import hash_token
 from support import eventually
 from support.kube import apply, config_entries, secret_token, shard_versions, token_resource
 from support.processes import Process, operator

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from kubegate.contracts.token_format import hash_token, is_generated_shape
 from kubegate.devcluster import ClusterState, Kubectl
-from kubegate.methods.token.tokens import hash_token, is_generated_shape
 from kubegate.resources.duration import parse_duration
 from support import eventually
 from support.kube import (

@@ -20,10 +20,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.token.store import IssuedToken, TokenNotIssued
-from kubegate.methods.token.tokens import generate_token, hash_token
 from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
 from kubegate.server.app import build_app, config_gauges
 from kubegate.server.config_state import ConfigState

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from kubegate.contracts.token_format import hash_token
 from kubegate.kube import ApiUnavailable, Gone, WatchEvent
-from kubegate.methods.token.tokens import hash_token
 from kubegate.server.config_state import ConfigState
 from kubegate.server.config_watch import ConfigWatcher
 from kubegate.validation_config.model import TokenEntry

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubegate.methods.token.tokens import generate_token, hash_token, is_generated_shape, new_token_id
+from kubegate.contracts.token_format import generate_token, hash_token, is_generated_shape, new_token_id
 
 
 def test_generated_token_is_32_random_bytes_in_url_safe_base64() -> None:

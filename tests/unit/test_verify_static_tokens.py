@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubegate.methods.token.tokens import hash_token
+from kubegate.contracts.token_format import hash_token
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import StaticTokenIndex, static_tokens, token_digest
 

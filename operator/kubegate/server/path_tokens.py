@@ -18,8 +18,8 @@ import time
 
 from aiohttp import web
 
+from kubegate.contracts.token_format import is_token_id
 from kubegate.kube import ApiError, ApiUnavailable
-from kubegate.methods.token.tokens import is_token_id
 from kubegate.server.auth import authenticate, require_any_group
 from kubegate.server.context import ServerContext, context_of
 from kubegate.server.errors import field_error, from_kube, not_found, unavailable

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from kubegate.client_tokens.keys import KeySet
 from kubegate.client_tokens.mint import mint
+from kubegate.contracts.token_format import new_token_id
 from kubegate.methods.kubernetes.bindings import Binding, groups_for, may_admit, needs_namespace_labels
 from kubegate.methods.kubernetes.claims import claimed_account
 from kubegate.methods.kubernetes.review import ReviewedAccount, ReviewRefused
-from kubegate.methods.token.tokens import new_token_id
 from kubegate.verify.model import Authentication, Identity, Method
 
 NAMESPACE_KEY = "io.kubegate.auth.k8s.namespace"
