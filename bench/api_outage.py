@@ -32,6 +32,7 @@ import aiohttp
 from kubegate.devcluster import Kubectl, start_apiserver, start_cluster, stop_apiserver, stop_cluster
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from kubegate.devcluster.ports import pick_free_ports
+from kubegate.devcluster.processes import stop_all
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_NS, APPS_NS = "kubegate-system", "bench"
@@ -142,13 +143,7 @@ def main() -> int:
                     )
                 )
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_all(processes)
             stop_cluster(state_dir)
 
 

@@ -29,6 +29,7 @@ import aiohttp
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from kubegate.devcluster.ports import pick_free_ports
+from kubegate.devcluster.processes import stop_all
 from kubegate.kube import KubeClient, NotFound, load_connection
 from kubegate.kube.paths import path_for
 from kubegate.resources import StaticToken
@@ -176,13 +177,7 @@ def main() -> int:
                 asyncio.run(run())
                 print(f"operator connections: {forwarder.accepted}, dropped at once: {forwarder.dropped}")
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_all(processes)
             stop_cluster(tmp / "cluster")
     return 0
 

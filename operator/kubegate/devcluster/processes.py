@@ -130,3 +130,16 @@ def _reap(pid: int) -> None:
     child = _children.pop(pid, None)
     if child is not None:
         child.poll()
+
+
+def stop_all(processes: Sequence[subprocess.Popen[bytes]], *, timeout: float = 20.0) -> None:
+    """SIGTERM every child at once, then wait for each; a child still running after `timeout` is killed."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
