@@ -85,8 +85,12 @@ async def test_kubectl_with_a_static_token_through_the_webhook(
 
     assert whoami(kubectl, kubeconfig, "kg_not-a-real-token") is None
     # Every review kube-apiserver sent got a 200 answer, the refused token's too.
-    answers = re.findall(r"POST /apis/authentication.k8s.io/v1/tokenreviews (\d{3})", server.process.log())
-    assert answers
+    # The access log is written by a background task: its lines may land a moment after the answers.
+    answers = eventually(
+        lambda: re.findall(r"POST /apis/authentication.k8s.io/v1/tokenreviews (\d{3})", server.process.log()),
+        timeout=10,
+        what="the TokenReview lines in the server's access log",
+    )
     assert set(answers) == {"200"}
 
     kubectl("delete", "statictoken", "deployer", "-n", namespace)
