@@ -26,12 +26,12 @@ from pathlib import Path
 
 import aiohttp
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from kubegate.devcluster.ports import pick_free_ports
 from kubegate.devcluster.processes import stop_all
 from kubegate.kube import KubeClient, NotFound, load_connection
-from kubegate.kube.paths import path_for
 from kubegate.resources import StaticToken
 
 ROOT = Path(__file__).resolve().parents[1]

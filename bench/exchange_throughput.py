@@ -29,9 +29,9 @@ from pathlib import Path
 
 import aiohttp
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import ClusterState, Kubectl, start_cluster, stop_cluster
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.paths import path_for
 
 sys.path.insert(0, str(Path(__file__).parent))
 from verify_throughput import Result, process, run_wrk, wait_ready

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.paths import path_for
 from kubegate.resources import StaticToken
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 

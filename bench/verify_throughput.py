@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.token_format import generate_token, hash_token, new_token_id
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.paths import path_for
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.registry import Registry
 from kubegate.validation_config.shards import (

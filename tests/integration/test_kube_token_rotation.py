@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 import yaml
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.kube import Connection, KubeClient, load_connection
 from kubegate.kube.credentials import TokenFile
-from kubegate.kube.paths import path_for
 
 pytestmark = pytest.mark.integration
 

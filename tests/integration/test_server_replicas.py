@@ -20,9 +20,9 @@ from server_processes import (
     wait_ready,
 )
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.kube import KubeClient, NotFound, load_connection
-from kubegate.kube.paths import path_for
 
 pytestmark = pytest.mark.integration
 

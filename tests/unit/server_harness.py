@@ -24,16 +24,16 @@ from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.token.store import IssuedToken, TokenNotIssued
-from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
-from kubegate.server.app import build_app, config_gauges
-from kubegate.server.config_state import ConfigState
-from kubegate.server.context import ServerContext
+from kubegate.server.app import ServerParts, build_app, config_gauges
+from kubegate.server.deny_list import DenyListWriter
 from kubegate.server.metrics import Metrics
-from kubegate.server.revocations import Revocations
-from kubegate.server.signing_keys import SigningKeys
 from kubegate.settings import ADMIN_GROUP, ServerSettings
+from kubegate.state.config import ConfigState
+from kubegate.state.revocations import Revocations
+from kubegate.state.signing_keys import SigningKeys
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
+from kubegate.web.aiohttp_adapter.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
 
 SOURCE = "kubegate-static-tokens-1-000"
 
@@ -139,12 +139,13 @@ class Harness:
         self._entries: dict[str, list[TokenEntry]] = defaultdict(list)
         self.signing_keys: SigningKeys | None = None
         self.revocations: Revocations | None = None
+        self.deny_list: DenyListWriter | None = None
         self.client_tokens: ClientTokenVerifier | None = None
         self.exchange: Exchange | None = None
 
     @property
-    def context(self) -> ServerContext:
-        return ServerContext(
+    def parts(self) -> ServerParts:
+        return ServerParts(
             settings=self.settings,
             config=self.config,
             verifier=Verifier(static_tokens=self.index, oidc=self.oidc, client_tokens=self.client_tokens),
@@ -152,6 +153,7 @@ class Harness:
             token_store=self.store,
             signing_keys=self.signing_keys,
             revocations=self.revocations,
+            deny_list=self.deny_list,
             kubernetes_exchange=self.exchange,
         )
 
@@ -183,7 +185,8 @@ class Harness:
     def enable_revocations(self) -> FakeConfigMaps:
         """Turn the client-token deny-list on; the ConfigMap it writes is the returned fake's `object`."""
         configmaps = FakeConfigMaps()
-        self.revocations = Revocations(configmaps, "kubegate-system")  # type: ignore[arg-type]
+        self.revocations = Revocations()
+        self.deny_list = DenyListWriter(configmaps, "kubegate-system", self.revocations)  # type: ignore[arg-type]
         return configmaps
 
     def admin(self) -> str:
@@ -201,7 +204,7 @@ class Harness:
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[TestClient[Any, Any]]:
-        async with TestClient(TestServer(build_app(self.context))) as client:
+        async with TestClient(TestServer(build_app(self.parts))) as client:
             yield client
 
     @asynccontextmanager
@@ -209,7 +212,7 @@ class Harness:
         """Serve on a free loopback port with kubegate's access log, as `kubegate server` does."""
         served = Served()
         runner = web.AppRunner(
-            build_app(self.context),
+            build_app(self.parts),
             access_log_class=AccessLogger.bound_to(served.sink),
             access_log=logging.getLogger(LOGGER_NAME),
         )

@@ -15,8 +15,9 @@ from kubegate.client_tokens import keys
 from kubegate.kube import WatchEvent
 from kubegate.methods.kubernetes.exchange import expiry_for
 from kubegate.methods.kubernetes.review import ReviewedAccount, TokenReviewer
-from kubegate.server import revocations
+from kubegate.server import deny_list
 from kubegate.server.metrics import Metrics
+from kubegate.state import revocations
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 times = st.floats(min_value=0, max_value=1e9, allow_nan=False)
@@ -35,7 +36,7 @@ durations = st.integers(min_value=1, max_value=10**7)
 def test_a_revocation_write_drops_every_entry_whose_token_has_expired(
     entries: dict[str, float], token_id: str, until: float, now: float
 ) -> None:
-    kept = revocations.merged(entries, token_id, until, now)
+    kept = deny_list.merged(entries, token_id, until, now)
     assert all(v > now for k, v in kept.items() if k != token_id)
     assert {k for k, v in entries.items() if v > now} <= set(kept)
     assert kept[token_id] >= until
@@ -43,7 +44,7 @@ def test_a_revocation_write_drops_every_entry_whose_token_has_expired(
 
 def test_the_deny_list_stops_denying_when_the_token_would_have_expired() -> None:
     now = [1000.0]
-    denied = revocations.Revocations(client=None, namespace="ns", clock=lambda: now[0])  # type: ignore[arg-type]
+    denied = revocations.Revocations(clock=lambda: now[0])
     event_data = {revocations.DATA_KEY: json.dumps({"a": 1500.0})}
     denied.apply(WatchEvent(type="MODIFIED", object={"metadata": {"name": revocations.NAME}, "data": event_data}))
     assert denied.contains("a")

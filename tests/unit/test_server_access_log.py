@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from server_harness import Harness, bearer
 
-from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
+from kubegate.web.aiohttp_adapter.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
 
 
 async def test_lines_name_the_route_and_token_id_but_no_secret(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from server_harness import Harness, bearer
 
-from kubegate.server import log_filters
 from kubegate.verify import COOKIE_NAME, UNAUTHENTICATED_MESSAGE, Authentication, VerifierUnavailable
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+from kubegate.web.aiohttp_adapter import log_filters
 from support.flipt import status_of
 
 

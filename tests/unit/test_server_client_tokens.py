@@ -19,9 +19,10 @@ from kubegate.methods.kubernetes.bindings import Binding
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.kubernetes.http import INVALID_TOKEN_MESSAGE
 from kubegate.methods.kubernetes.review import ReviewBusy, ReviewedAccount, ReviewRefused, ReviewUnavailable
-from kubegate.server.revocations import Revocations
-from kubegate.server.signing_keys import SigningKeys
+from kubegate.server.deny_list import DenyListWriter
 from kubegate.settings import ServerSettings
+from kubegate.state.revocations import Revocations
+from kubegate.state.signing_keys import SigningKeys
 
 ISSUER = "https://kubegate.test"
 
@@ -71,10 +72,11 @@ async def setup() -> AsyncIterator[tuple[Harness, Reviews, TestClient[Any, Any],
     signing = SigningKeys()
     signing.keyset = keys.initial(datetime.now(UTC) - timedelta(minutes=1), max_token_lifetime=timedelta(hours=2))
     configmaps = FakeConfigMaps()
-    revocations = Revocations(configmaps, "kubegate-system")  # type: ignore[arg-type]
+    revocations = Revocations()
     reviews = Reviews()
     harness.signing_keys = signing
     harness.revocations = revocations
+    harness.deny_list = DenyListWriter(configmaps, "kubegate-system", revocations)  # type: ignore[arg-type]
     harness.client_tokens = ClientTokenVerifier(
         issuer=ISSUER, audience="kubegate", keys=signing.current, revoked=revocations.contains
     )

@@ -13,8 +13,8 @@ import pytest
 
 from kubegate.contracts.token_format import hash_token
 from kubegate.kube import ApiUnavailable, Gone, WatchEvent
-from kubegate.server.config_state import ConfigState
-from kubegate.server.config_watch import ConfigWatcher
+from kubegate.state.config import ConfigState
+from kubegate.state.config_watch import ConfigWatcher
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.shards import DATA_KEY, DIGEST_ANNOTATION, encode_shard
 from kubegate.verify import StaticTokenIndex, token_digest

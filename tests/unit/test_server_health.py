@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from server_harness import Harness, bearer
+
+from kubegate.client_tokens import keys
+from kubegate.settings import ServerSettings
+from kubegate.state.signing_keys import SigningKeys
 
 
 async def test_ready_only_after_the_first_full_load() -> None:
@@ -16,9 +21,35 @@ async def test_ready_only_after_the_first_full_load() -> None:
         harness.config.synced("42")
         ready = await client.get("/readyz")
         assert ready.status == 200
-        assert await ready.json() == {"status": "ok", "tokens": 1, "resourceVersion": "42"}
+        assert await ready.json() == {
+            "status": "ok",
+            "tokens": 1,
+            "resourceVersion": "42",
+            "sources": {"staticTokens": {"ready": True, "required": True}},
+        }
         harness.config.stale()  # the API went away: memory keeps serving, so still ready
         assert (await client.get("/readyz")).status == 200
+
+
+async def test_each_source_reports_its_own_readiness() -> None:
+    """The client-token keys and the deny-list are listed apart; they do not hold up static tokens."""
+    harness = Harness(ServerSettings(insecure_http=True, issuer_url="https://kubegate.example"))
+    harness.signing_keys = SigningKeys()
+    harness.enable_revocations()
+    async with harness.client() as client:
+        sources = (await (await client.get("/readyz")).json())["sources"]
+        assert sources == {
+            "staticTokens": {"ready": True, "required": True},
+            "clientTokenKeys": {"ready": False, "required": False},
+            "revocations": {"ready": False, "required": False},
+        }
+    harness.signing_keys.keyset = keys.initial(datetime.now(UTC), max_token_lifetime=timedelta(hours=1))
+    assert harness.revocations is not None
+    await harness.revocations.replace([])
+    async with harness.client() as client:
+        sources = (await (await client.get("/readyz")).json())["sources"]
+        assert sources["clientTokenKeys"]["ready"]
+        assert sources["revocations"]["ready"]
 
 
 def sample(text: str, name: str, **labels: str) -> float:

@@ -44,7 +44,7 @@ async def test_changed_files_are_served_to_new_connections(tmp_path: Path, caplo
     cert_file.write_bytes(first_cert)
     key_file.write_bytes(first_key)
     tls = ReloadingTLS(cert_file=str(cert_file), key_file=str(key_file), interval=0.05)
-    runner = web.AppRunner(build_app(Harness().context))
+    runner = web.AppRunner(build_app(Harness().parts))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.context)
     await site.start()

@@ -17,8 +17,8 @@ from typing import Any, cast
 import pytest
 from fake_kube import Crash, FakeKube
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.token_format import hash_token
-from kubegate.kube.paths import path_for
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
 from kubegate.operator.statictoken import HANDLED_ROTATE_ANNOTATION, Retry, TokenReconciler

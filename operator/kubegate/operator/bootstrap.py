@@ -11,8 +11,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import AlreadyExists, KubeClient, NotFound
-from kubegate.kube.paths import path_for
 from kubegate.operator.statictoken import BOOTSTRAP_LABEL
 from kubegate.resources.statictoken import SecretKeyRef, StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings

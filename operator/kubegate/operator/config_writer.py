@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
-from kubegate.kube.paths import path_for
 from kubegate.validation_config.registry import Key, Registry
 from kubegate.validation_config.shards import (
     DATA_KEY,

@@ -8,8 +8,8 @@ import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import ApiError, ApiUnavailable, KubeClient
-from kubegate.kube.paths import path_for
 
 log = logging.getLogger(__name__)
 COMPONENT = "kubegate-operator"

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
-from kubegate.kube.paths import path_for
 
 log = logging.getLogger(__name__)
 

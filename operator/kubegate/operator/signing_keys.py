@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubegate.client_tokens import keys
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, KubeClient, NotFound, WatchEvent
-from kubegate.kube.paths import path_for
 from kubegate.kube.reflector import Reflector
 from kubegate.operator.token_plan import ROTATE_ANNOTATION
 from kubegate.resources.duration import parse_duration

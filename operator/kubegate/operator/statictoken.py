@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.token_format import MAX_TOKEN_LENGTH, generate_token, hash_token, new_token_id
 from kubegate.kube import AlreadyExists, ApiUnavailable, Conflict, KubeClient, NotFound
-from kubegate.kube.paths import path_for
 from kubegate.operator import conditions, token_plan
 from kubegate.operator.conditions import Outcome
 from kubegate.operator.config_writer import ConfigWriter

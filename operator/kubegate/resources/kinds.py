@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from kubegate.kube.paths import path_for
+from kubegate.contracts.api_paths import path_for
 from kubegate.resources.common import API_VERSION, GROUP, VERSION, Model
 
 

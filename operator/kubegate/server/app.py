@@ -1,4 +1,5 @@
-"""Wires the server together: settings -> API client -> config watcher -> verifier -> aiohttp app."""
+"""Wires the server together: settings -> API client -> state and its watchers -> verifier -> methods and
+paths, each with its own state -> routes on the HTTP adapter."""
 
 from __future__ import annotations
 
@@ -10,74 +11,115 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import KubeClient, load_connection
-from kubegate.kube.paths import path_for
 from kubegate.kube.reflector import Reflector
 from kubegate.methods.kubernetes import bindings
-from kubegate.methods.kubernetes import http as kubernetes_method
 from kubegate.methods.kubernetes.exchange import Exchange
+from kubegate.methods.kubernetes.http import KubernetesMethod
 from kubegate.methods.kubernetes.namespaces import NamespaceLabels
 from kubegate.methods.kubernetes.review import TokenReviewer
-from kubegate.methods.token import http as token_method
-from kubegate.methods.token.store import KubeStaticTokenStore
+from kubegate.methods.token.http import TokenMethod
+from kubegate.methods.token.store import KubeStaticTokenStore, StaticTokenStore
 from kubegate.resources.duration import parse_duration
-from kubegate.server import (
-    log_filters,
-    path_health,
-    path_method,
-    path_self,
-    path_tokenreview,
-    path_tokens,
-    path_verify,
-    path_wellknown,
-)
-from kubegate.server import revocations as revocation_list
-from kubegate.server import signing_keys as key_watch
-from kubegate.server.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
-from kubegate.server.config_state import ConfigState
-from kubegate.server.config_watch import ConfigWatcher
-from kubegate.server.context import CONTEXT, ServerContext
+from kubegate.server.deny_list import DenyListWriter
 from kubegate.server.metrics import Metrics
-from kubegate.server.revocations import Revocations
-from kubegate.server.routing import add_fallback
-from kubegate.server.signing_keys import SigningKeys
+from kubegate.server.path_health import Health
+from kubegate.server.path_method import MethodList
+from kubegate.server.path_self import SelfService
+from kubegate.server.path_tokenreview import TokenReviewWebhook
+from kubegate.server.path_tokens import ClientTokenRevoker, TokenListing
+from kubegate.server.path_verify import ForwardAuth
+from kubegate.server.path_wellknown import Discovery
 from kubegate.server.tls import ReloadingTLS
 from kubegate.settings import ServerSettings
+from kubegate.state import revocations as revocation_list
+from kubegate.state import signing_keys as key_watch
+from kubegate.state.config import ConfigState
+from kubegate.state.config_watch import ConfigWatcher
+from kubegate.state.readiness import Readiness
+from kubegate.state.revocations import Revocations
+from kubegate.state.signing_keys import SigningKeys
 from kubegate.verify import StaticTokenIndex, Verifier
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+from kubegate.web.aiohttp_adapter.app import Application, build_application
+from kubegate.web.aiohttp_adapter.listener import listening
+from kubegate.web.authenticate import Authenticator
+from kubegate.web.routes import Route
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger(LOGGER_NAME)
 
 SHUTDOWN_TIMEOUT = 10.0
-_ROUTES = (
-    path_health.register,
-    path_method.register,
-    token_method.register,
-    kubernetes_method.register,
-    path_wellknown.register,
-    path_self.register,
-    path_tokens.register,
-    path_verify.register,
-    path_tokenreview.register,
-)
 
 
-def build_app(context: ServerContext) -> web.Application:
-    """The aiohttp application for `context`; tests run it with an in-memory config and a fake store."""
-    app = web.Application(
-        client_max_size=context.settings.max_body_bytes,
+@dataclass(kw_only=True)
+class ServerParts:
+    """What one server is made of; each part goes to the methods and paths that need it, nothing else."""
+
+    settings: ServerSettings
+    config: ConfigState
+    verifier: Verifier
+    metrics: Metrics
+    token_store: StaticTokenStore
+    """Creates, expires and deletes StaticToken resources (the Kubernetes API; a fake in unit tests)."""
+    signing_keys: SigningKeys | None = None
+    """The client-token keys the operator publishes; None when this server issues no client tokens."""
+    revocations: Revocations | None = None
+    """The deny-list of client tokens; None when this server issues no client tokens."""
+    deny_list: DenyListWriter | None = None
+    """Writes the deny-list; None when this server issues no client tokens."""
+    kubernetes_exchange: Exchange | None = None
+    """The service-account exchange; None when the Kubernetes method is off."""
+
+    def readiness(self) -> Readiness:
+        readiness = Readiness()
+        config = self.config
+        readiness.add("staticTokens", lambda: config.ready, required=True)
+        if self.signing_keys is not None:
+            keys = self.signing_keys
+            readiness.add("clientTokenKeys", lambda: keys.loaded, required=False)
+        if self.revocations is not None:
+            revoked = self.revocations
+            readiness.add("revocations", lambda: revoked.loaded, required=False)
+        return readiness
+
+    def authenticator(self) -> Authenticator:
+        config = self.config
+        return Authenticator(verifier=self.verifier, ready=lambda: config.ready, observer=self.metrics)
+
+    def routes(self, authenticator: Authenticator) -> list[Route]:
+        """Every route of the server, each method's and path's with its own state."""
+        settings = self.settings
+        revoker = None
+        if self.deny_list is not None:
+            revoker = ClientTokenRevoker(self.deny_list, self.signing_keys)
+        kubernetes = KubernetesMethod(self.kubernetes_exchange)
+        parts = (
+            Health(readiness=self.readiness(), config=self.config, metrics=self.metrics),
+            MethodList(kubernetes_enabled=kubernetes.enabled),
+            TokenMethod(settings=settings, store=self.token_store, config=self.config),
+            kubernetes,
+            Discovery(issuer=settings.issuer_url, signing_keys=self.signing_keys),
+            SelfService(settings=settings, config=self.config, store=self.token_store, revoker=revoker),
+            TokenListing(settings=settings, config=self.config, store=self.token_store, revoker=revoker),
+            ForwardAuth(),
+            TokenReviewWebhook(settings, authenticator),
+        )
+        return [route for part in parts for route in part.routes()]
+
+
+def build_app(parts: ServerParts) -> Application:
+    """The application serving `parts` (an aiohttp application; tests run it with in-memory state)."""
+    authenticator = parts.authenticator()
+    return build_application(
+        parts.routes(authenticator),
+        authenticator=authenticator,
+        count_request=parts.metrics.count_request,
+        max_body_bytes=parts.settings.max_body_bytes,
         # Room for the longest credential in an Authorization header (aiohttp's default is 8 KiB).
-        handler_args={"max_field_size": MAX_CREDENTIAL_LENGTH + 64},
+        max_header_field_bytes=MAX_CREDENTIAL_LENGTH + 64,
     )
-    app[CONTEXT] = context
-    for register in _ROUTES:
-        register(app)
-    add_fallback(app)
-    return app
 
 
 def config_gauges(metrics: Metrics, config: ConfigState) -> None:
@@ -121,6 +163,7 @@ class ClientTokens:
 
     signing_keys: SigningKeys
     revocations: Revocations
+    deny_list: DenyListWriter
     verifier: ClientTokenVerifier
     watches: tuple[Reflector, ...]
 
@@ -131,7 +174,7 @@ def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens 
         return None
     namespace = settings.operator_namespace
     signing_keys = SigningKeys()
-    revocations = Revocations(client, namespace)
+    revocations = Revocations()
     verifier = ClientTokenVerifier(
         issuer=settings.issuer_url,
         audience=settings.client_token_audience,
@@ -154,7 +197,13 @@ def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens 
             label_selector=revocation_list.LABEL_SELECTOR,
         ),
     )
-    return ClientTokens(signing_keys=signing_keys, revocations=revocations, verifier=verifier, watches=watches)
+    return ClientTokens(
+        signing_keys=signing_keys,
+        revocations=revocations,
+        deny_list=DenyListWriter(client, namespace, revocations),
+        verifier=verifier,
+        watches=watches,
+    )
 
 
 def kubernetes_exchange(settings: ServerSettings, client: KubeClient, tokens: ClientTokens | None) -> Exchange | None:
@@ -180,7 +229,6 @@ def kubernetes_exchange(settings: ServerSettings, client: KubeClient, tokens: Cl
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run the server until `stop` is set or the process gets SIGTERM or SIGINT."""
     stop = stop or asyncio.Event()
-    log_filters.install()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -198,7 +246,7 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         metrics = Metrics()
         config_gauges(metrics, config)
         tokens = client_tokens(settings, client)
-        context = ServerContext(
+        parts = ServerParts(
             settings=settings,
             config=config,
             verifier=Verifier(static_tokens=index, client_tokens=tokens.verifier if tokens else None),
@@ -206,43 +254,41 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
             token_store=KubeStaticTokenStore(client),
             signing_keys=tokens.signing_keys if tokens else None,
             revocations=tokens.revocations if tokens else None,
+            deny_list=tokens.deny_list if tokens else None,
             kubernetes_exchange=kubernetes_exchange(settings, client, tokens),
         )
-        sink = AccessLogSink()
-        runner = web.AppRunner(
-            build_app(context),
-            access_log_class=AccessLogger.bound_to(sink),
-            access_log=access_log if settings.access_log else None,
-            handle_signals=False,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-        )
-        await runner.setup()
         host, port = settings.host_port
-        site = web.TCPSite(runner, host, port, ssl_context=tls.context if tls else None, reuse_address=True)
-        await site.start()
-        watcher = ConfigWatcher(client=client, namespace=settings.operator_namespace, state=config)
-        tasks = [
-            asyncio.create_task(watcher.run(), name="config-watch"),
-            asyncio.create_task(sink.run(), name="access-log"),
-            *(asyncio.create_task(w.run(), name=f"watch-{i}") for i, w in enumerate(tokens.watches if tokens else ())),
-        ]
-        if tls is not None:
-            tasks.append(asyncio.create_task(tls.run(), name="tls-reload"))
-        # The bound address, not the setting: port 0 asks for a free port, and the log says which one.
-        bound = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses) or settings.address
-        log.info(
-            "serving %s on %s; validation config from namespace %s",
-            "HTTPS" if tls else "plain HTTP",
-            bound,
-            settings.operator_namespace,
-        )
-        try:
-            await stop.wait()
-        finally:
-            log.info("stopping")
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await runner.cleanup()
-            sink.flush()
+        async with listening(
+            build_app(parts),
+            host=host,
+            port=port,
+            ssl_context=tls.context if tls else None,
+            access_log=settings.access_log,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        ) as listener:
+            watcher = ConfigWatcher(client=client, namespace=settings.operator_namespace, state=config)
+            tasks = [
+                asyncio.create_task(watcher.run(), name="config-watch"),
+                asyncio.create_task(listener.access_log.run(), name="access-log"),
+                *(
+                    asyncio.create_task(w.run(), name=f"watch-{i}")
+                    for i, w in enumerate(tokens.watches if tokens else ())
+                ),
+            ]
+            if tls is not None:
+                tasks.append(asyncio.create_task(tls.run(), name="tls-reload"))
+            # The bound address, not the setting: port 0 asks for a free port, and the log says which one.
+            log.info(
+                "serving %s on %s; validation config from namespace %s",
+                "HTTPS" if tls else "plain HTTP",
+                ", ".join(listener.addresses) or settings.address,
+                settings.operator_namespace,
+            )
+            try:
+                await stop.wait()
+            finally:
+                log.info("stopping")
+                for task in tasks:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,36 +1,49 @@
-"""`/healthz` (the process runs), `/readyz` (the validation config is loaded) and `/metrics` (Prometheus)."""
+"""`/healthz` (the process runs), `/readyz` (every required source is loaded) and `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from kubegate.server.context import context_of
-from kubegate.server.errors import not_ready
-from kubegate.server.routing import add_route
+from kubegate.server.metrics import Metrics
+from kubegate.state.config import ConfigState
+from kubegate.state.readiness import Readiness
+from kubegate.web.errors import not_ready
+from kubegate.web.request import Request
+from kubegate.web.responses import Response, json_document
+from kubegate.web.routes import Public, Route
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "GET", "/healthz", healthz)
-    add_route(app, "GET", "/readyz", readyz)
-    add_route(app, "GET", "/metrics", metrics)
+class Health:
+    def __init__(self, *, readiness: Readiness, config: ConfigState, metrics: Metrics) -> None:
+        self._readiness = readiness
+        self._config = config
+        self._metrics = metrics
 
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/healthz", self.healthz, Public()),
+            Route("GET", "/readyz", self.readyz, Public()),
+            Route("GET", "/metrics", self.metrics, Public()),
+        ]
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    async def healthz(self, request: Request) -> Response:
+        return json_document({"status": "ok"})
 
+    async def readyz(self, request: Request) -> Response:
+        """Ready once every required source (the validation config) is in memory; it stays ready when the
+        Kubernetes API goes away afterwards, because the copy in memory keeps serving. Each source is listed
+        with its own state."""
+        if not self._readiness.ready():
+            raise not_ready()
+        config = self._config
+        return json_document(
+            {
+                "status": "ok",
+                "tokens": len(config.index),
+                "resourceVersion": config.resource_version,
+                "sources": {s.name: {"ready": s.ready, "required": s.required} for s in self._readiness.statuses()},
+            }
+        )
 
-async def readyz(request: web.Request) -> web.Response:
-    """Ready once the first full list of the validation config is in memory; it stays ready when the
-    Kubernetes API goes away afterwards, because the copy in memory keeps serving."""
-    config = context_of(request).config
-    if not config.ready:
-        raise not_ready()
-    return web.json_response({"status": "ok", "tokens": len(config.index), "resourceVersion": config.resource_version})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=context_of(request).metrics.render().encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE}
-    )
+    async def metrics(self, request: Request) -> Response:
+        return Response(body=self._metrics.render().encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE})

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from kubegate.server.context import context_of
-from kubegate.server.responses import json_response
-from kubegate.server.routing import add_route
 from kubegate.verify.model import Method, ResponseModel
+from kubegate.web.request import Request
+from kubegate.web.responses import Response, json_response
+from kubegate.web.routes import Public, Route
 
 PATH = "/auth/v1/method"
 
@@ -24,24 +22,23 @@ class ListMethodsResponse(ResponseModel):
     methods: list[MethodInfo]
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "GET", PATH, list_methods)
-
-
-async def list_methods(request: web.Request) -> web.Response:
-    context = context_of(request)
-    # OIDC login arrives with its own issue; until then it is listed as off.
-    return json_response(
-        ListMethodsResponse(
-            methods=[
-                MethodInfo(method=Method.TOKEN, enabled=True, session_compatible=False, metadata={}),
-                MethodInfo(
-                    method=Method.KUBERNETES,
-                    enabled=context.kubernetes_exchange is not None,
-                    session_compatible=False,
-                    metadata={},
-                ),
-                MethodInfo(method=Method.OIDC, enabled=False, session_compatible=True, metadata={}),
-            ]
+class MethodList:
+    def __init__(self, *, kubernetes_enabled: bool) -> None:
+        # OIDC login arrives with its own issue; until then it is listed as off.
+        self._answer = json_response(
+            ListMethodsResponse(
+                methods=[
+                    MethodInfo(method=Method.TOKEN, enabled=True, session_compatible=False, metadata={}),
+                    MethodInfo(
+                        method=Method.KUBERNETES, enabled=kubernetes_enabled, session_compatible=False, metadata={}
+                    ),
+                    MethodInfo(method=Method.OIDC, enabled=False, session_compatible=True, metadata={}),
+                ]
+            )
         )
-    )
+
+    def routes(self) -> list[Route]:
+        return [Route("GET", PATH, self.list_methods, Public())]
+
+    async def list_methods(self, request: Request) -> Response:
+        return self._answer

@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from aiohttp import web
 from pydantic import AwareDatetime, ValidationError
 
 from kubegate.kube import ApiError, ApiUnavailable, NotFound
-from kubegate.server.auth import authenticate
-from kubegate.server.bodies import RequestModel, read_json
-from kubegate.server.context import ServerContext, context_of
-from kubegate.server.errors import field_error, from_kube, invalid, unavailable
-from kubegate.server.path_tokens import revoke_client_token
-from kubegate.server.responses import empty_response, json_response
-from kubegate.server.routing import add_route
+from kubegate.methods.token.store import StaticTokenStore
+from kubegate.server.path_tokens import ClientTokenRevoker
+from kubegate.settings import ServerSettings
+from kubegate.state.config import ConfigState
 from kubegate.verify.model import Authentication, Method
+from kubegate.web.bodies import RequestModel, read_json
+from kubegate.web.errors import field_error, from_kube, invalid, unavailable
+from kubegate.web.request import Request, caller
+from kubegate.web.responses import Response, empty_response, json_response
+from kubegate.web.routes import Authenticated, Route
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +38,84 @@ class ExpireSelfRequest(RequestModel):
     expires_at: AwareDatetime | None = None
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "GET", PATH, get_self)
-    add_route(app, "PUT", EXPIRE_PATH, expire_self)
+class SelfService:
+    def __init__(
+        self,
+        *,
+        settings: ServerSettings,
+        config: ConfigState,
+        store: StaticTokenStore,
+        revoker: ClientTokenRevoker | None,
+    ) -> None:
+        """`revoker`: None on a server that issues no client tokens."""
+        self._settings = settings
+        self._config = config
+        self._store = store
+        self._revoker = revoker
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", PATH, self.get_self, Authenticated()),
+            Route("PUT", EXPIRE_PATH, self.expire_self, Authenticated(), reads_body=True),
+        ]
+
+    async def get_self(self, request: Request) -> Response:
+        return json_response(caller(request))
+
+    async def expire_self(self, request: Request) -> Response:
+        """A static token expires by setting `spec.expiresAt` on its StaticToken (the whole resource, every
+        token of it); the answer comes once this server no longer accepts the token at the new time."""
+        settings, config = self._settings, self._config
+        authentication = caller(request)
+        body = _from_query(request) or read_json(request, ExpireSelfRequest, allow_empty=True)
+        if authentication.method is not Method.TOKEN:
+            return await self._expire_client_token(authentication, body)
+        now = datetime.now(UTC)
+        at = max(body.expires_at or now, now).astimezone(UTC).replace(microsecond=0)
+        record = config.index.by_id(authentication.id)
+        if record is None:
+            raise unavailable("the token was removed while the request ran; it is no longer valid")
+        try:
+            await self._store.expire(record.namespace, record.name, at)
+        except NotFound:
+            pass  # deleted meanwhile: its token is going away anyway
+        except (ApiError, ApiUnavailable) as exc:
+            raise from_kube(exc, f"expire StaticToken {record.namespace}/{record.name}") from None
+        deadline = at.timestamp()
+
+        def applied() -> bool:
+            current = config.index.by_id(authentication.id)
+            return current is None or (current.expires_at is not None and current.expires_at <= deadline)
+
+        if not await config.wait_until(applied, timeout=settings.token_wait_timeout):
+            raise unavailable(
+                f"the expiry was set on StaticToken {record.namespace}/{record.name}, but this server still sees "
+                f"the old one after {settings.token_wait_timeout:.0f}s; the token stops working once the "
+                "operator updates the validation config"
+            )
+        log.info(
+            "token %s (StaticToken %s/%s) expires at %s at its own request",
+            authentication.id,
+            record.namespace,
+            record.name,
+            at,
+        )
+        return empty_response()
+
+    async def _expire_client_token(self, authentication: Authentication, body: ExpireSelfRequest) -> Response:
+        """A client token cannot be re-signed with an earlier expiry: it is revoked, now and only now."""
+        if self._revoker is None:
+            raise invalid(f"this server cannot expire a {authentication.method} authentication")
+        if body.expires_at is not None and body.expires_at > datetime.now(UTC):
+            raise field_error("expiresAt", "a client token can only be expired now: leave expiresAt out")
+        expires_at = authentication.expires_at
+        until = expires_at.timestamp() if expires_at is not None else None
+        await self._revoker.revoke(authentication.id, until=until)
+        log.info("client token %s revoked at its own request", authentication.id)
+        return empty_response()
 
 
-async def get_self(request: web.Request) -> web.Response:
-    return json_response(await authenticate(request))
-
-
-async def _expire_client_token(context: ServerContext, caller: Authentication, body: ExpireSelfRequest) -> web.Response:
-    """A client token cannot be re-signed with an earlier expiry: it is revoked, now and only now."""
-    if context.revocations is None:
-        raise invalid(f"this server cannot expire a {caller.method} authentication")
-    if body.expires_at is not None and body.expires_at > datetime.now(UTC):
-        raise field_error("expiresAt", "a client token can only be expired now: leave expiresAt out")
-    until = caller.expires_at.timestamp() if caller.expires_at is not None else None
-    await revoke_client_token(context, caller.id, until=until)
-    log.info("client token %s revoked at its own request", caller.id)
-    return empty_response()
-
-
-def _from_query(request: web.Request) -> ExpireSelfRequest | None:
+def _from_query(request: Request) -> ExpireSelfRequest | None:
     """The expiry in the query, as grpc-gateway reads it (JSON or proto field name); None when absent."""
     raw = request.query.get("expiresAt") or request.query.get("expires_at")
     if not raw:
@@ -69,40 +126,3 @@ def _from_query(request: web.Request) -> ExpireSelfRequest | None:
         # Not the value itself: a client that mixed up its parameters may have put a token there.
         reason = exc.errors(include_input=False)[0]["msg"]
         raise field_error("expiresAt", f"must be an RFC 3339 time such as 2030-01-01T00:00:00Z ({reason})") from None
-
-
-async def expire_self(request: web.Request) -> web.Response:
-    """A static token expires by setting `spec.expiresAt` on its StaticToken (the whole resource, every
-    token of it); the answer comes once this server no longer accepts the token at the new time."""
-    context = context_of(request)
-    caller = await authenticate(request)
-    body = _from_query(request) or await read_json(request, ExpireSelfRequest, allow_empty=True)
-    now = datetime.now(UTC)
-    at = max(body.expires_at or now, now).astimezone(UTC).replace(microsecond=0)
-    if caller.method is not Method.TOKEN:
-        return await _expire_client_token(context, caller, body)
-    record = context.config.index.by_id(caller.id)
-    if record is None:
-        raise unavailable("the token was removed while the request ran; it is no longer valid")
-    try:
-        await context.token_store.expire(record.namespace, record.name, at)
-    except NotFound:
-        pass  # deleted meanwhile: its token is going away anyway
-    except (ApiError, ApiUnavailable) as exc:
-        raise from_kube(exc, f"expire StaticToken {record.namespace}/{record.name}") from None
-    deadline = at.timestamp()
-
-    def applied() -> bool:
-        current = context.config.index.by_id(caller.id)
-        return current is None or (current.expires_at is not None and current.expires_at <= deadline)
-
-    if not await context.config.wait_until(applied, timeout=context.settings.token_wait_timeout):
-        raise unavailable(
-            f"the expiry was set on StaticToken {record.namespace}/{record.name}, but this server still sees the "
-            f"old one after {context.settings.token_wait_timeout:.0f}s; the token stops working once the "
-            "operator updates the validation config"
-        )
-    log.info(
-        "token %s (StaticToken %s/%s) expires at %s at its own request", caller.id, record.namespace, record.name, at
-    )
-    return empty_response()

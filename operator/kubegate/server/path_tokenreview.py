@@ -19,17 +19,17 @@ import json
 import logging
 from typing import Annotated, Any, Literal, get_args
 
-from aiohttp import web
 from pydantic import Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from kubegate.server.auth import AUTHENTICATION, verify_credential
-from kubegate.server.bodies import json_body
-from kubegate.server.context import CONTEXT, context_of
-from kubegate.server.errors import not_ready, unavailable
-from kubegate.server.routing import add_route
 from kubegate.settings import RESERVED_PREFIX, ServerSettings
 from kubegate.verify import UNAUTHENTICATED_MESSAGE, Authentication, Unauthenticated, VerifierUnavailable
+from kubegate.web.authenticate import Authenticator
+from kubegate.web.bodies import json_body
+from kubegate.web.errors import not_ready, unavailable
+from kubegate.web.request import Request
+from kubegate.web.responses import JSON, Response
+from kubegate.web.routes import Public, Route
 
 log = logging.getLogger(__name__)
 
@@ -65,34 +65,36 @@ class TokenReview(TypedDict):
 TOKEN_REVIEW: TypeAdapter[TokenReview] = TypeAdapter(TokenReview)
 
 
-def register(app: web.Application) -> None:
-    handler = TokenReviewer(app[CONTEXT].settings).review
-    add_route(app, "POST", PATH, handler)
-    add_route(app, "POST", V1BETA1_PATH, handler)
-
-
-class TokenReviewer:
+class TokenReviewWebhook:
     """Answers reviews. kube-apiserver asks about the same credentials over and over, so the `status` for
     one is encoded once per audiences and kept with its Authentication (see `Authentication.derived`)."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, authenticator: Authenticator) -> None:
         self._settings = settings
+        self._authenticator = authenticator
 
-    async def review(self, request: web.Request) -> web.Response:
-        context = context_of(request)
-        if not context.config.ready:
+    def routes(self) -> list[Route]:
+        # Public: kube-apiserver (or Pinniped) sends the credential to review in the body.
+        return [
+            Route("POST", PATH, self.review, Public(), reads_body=True),
+            Route("POST", V1BETA1_PATH, self.review, Public(), reads_body=True),
+        ]
+
+    async def review(self, request: Request) -> Response:
+        authenticator = self._authenticator
+        if not authenticator.ready():
             # 503 rather than "not authenticated": kube-apiserver retries it and does not cache the answer.
             raise not_ready()
-        review = json_body(request, await request.read(), TOKEN_REVIEW)
+        review = json_body(request, TOKEN_REVIEW)
         api_version, spec = review["apiVersion"], review["spec"]
         try:
-            authentication = await verify_credential(context, spec.get("token", ""), surface="tokenreview")
+            authentication = await authenticator.verify_credential(spec.get("token", ""), surface="tokenreview")
         except Unauthenticated:
             return _answer(api_version, _UNAUTHENTICATED)
         except VerifierUnavailable as exc:
             # Not "not authenticated": that answer would be cached; kube-apiserver retries a 503.
             raise unavailable(f"cannot verify the token now: {exc}") from None
-        request[AUTHENTICATION] = authentication
+        request.authenticated_as(authentication)
         audiences = spec.get("audiences")
         derived = authentication.derived
         key = self if audiences is None else (self, tuple(audiences))
@@ -151,6 +153,6 @@ _ANSWER_STARTS = {
 }
 
 
-def _answer(api_version: ApiVersion, status: bytes) -> web.Response:
+def _answer(api_version: ApiVersion, status: bytes) -> Response:
     """The review echoed in its own apiVersion, with `status` (encoded JSON)."""
-    return web.Response(body=_ANSWER_STARTS[api_version] + status + b"}", content_type="application/json")
+    return Response(body=_ANSWER_STARTS[api_version] + status + b"}", content_type=JSON)

@@ -16,18 +16,20 @@ import bisect
 import logging
 import time
 
-from aiohttp import web
-
 from kubegate.contracts.token_format import is_token_id
 from kubegate.kube import ApiError, ApiUnavailable
-from kubegate.server.auth import authenticate, require_any_group
-from kubegate.server.context import ServerContext, context_of
-from kubegate.server.errors import field_error, from_kube, not_found, unavailable
-from kubegate.server.responses import empty_response, json_response
-from kubegate.server.revocations import RevocationListFull
-from kubegate.server.routing import add_route
+from kubegate.methods.token.store import StaticTokenStore
+from kubegate.server.deny_list import DenyListWriter, RevocationListFull
+from kubegate.settings import ServerSettings
+from kubegate.state.config import ConfigState
+from kubegate.state.signing_keys import SigningKeys
 from kubegate.verify import Authentication, StaticTokenRecord
 from kubegate.verify.model import Method, ResponseModel
+from kubegate.web.authenticate import require_any_group
+from kubegate.web.errors import field_error, from_kube, not_found, unavailable
+from kubegate.web.request import Request, caller
+from kubegate.web.responses import Response, empty_response, json_response
+from kubegate.web.routes import Authenticated, Route
 
 log = logging.getLogger(__name__)
 
@@ -52,109 +54,128 @@ class ListAuthenticationsResponse(ResponseModel):
     """Pass as pageToken for the next page; empty on the last page."""
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "GET", PATH, list_tokens)
-    add_route(app, "GET", ITEM_PATH, get_token)
-    add_route(app, "DELETE", ITEM_PATH, delete_token)
+class ClientTokenRevoker:
+    """Revokes client tokens through the deny-list, for as long as they can live."""
+
+    def __init__(self, writer: DenyListWriter, signing_keys: SigningKeys | None) -> None:
+        self._writer = writer
+        self._signing_keys = signing_keys
+
+    async def revoke(self, token_id: str, *, until: float | None) -> None:
+        """Deny a client token on every replica until it would have expired anyway.
+
+        Client tokens are stateless: an id that is no static token is taken for one, and without its expiry
+        (`until` None) it is denied for the longest lifetime a client token can have.
+        """
+        if until is None:
+            keyset = self._signing_keys.current() if self._signing_keys is not None else None
+            lifetime = keyset.max_token_lifetime_seconds if keyset is not None else MAX_CLIENT_TOKEN_LIFETIME
+            until = time.time() + lifetime
+        try:
+            await self._writer.revoke(token_id, until=until)
+        except RevocationListFull as exc:
+            raise unavailable(str(exc)) from None
+        except (ApiError, ApiUnavailable) as exc:
+            raise from_kube(exc, "write the revocation list") from None
 
 
-async def list_tokens(request: web.Request) -> web.Response:
-    """Tokens ordered by id. The page token names the last id of the page, so any replica continues it."""
-    context = context_of(request)
-    caller = await authenticate(request)
-    require_any_group(caller, context.settings.list_token_groups, action="listing tokens")
-    limit = _limit(request.query.get("limit"))
-    after = _page_token(request.query.get("pageToken") or request.query.get("page_token") or "")
-    method = request.query.get("method") or ALL_METHODS
-    if method != ALL_METHODS and method not in {m.value for m in Method}:
-        raise field_error("method", f"use one of {ALL_METHODS}, {', '.join(m.value for m in Method)}")
-    # Only static tokens are stored; client tokens are stateless (see the README).
-    records = context.config.index.records() if method in (ALL_METHODS, Method.TOKEN) else []
-    now = time.time()
-    start = bisect.bisect_right(records, after, key=lambda r: r.token_id) if after else 0
-    page: list[StaticTokenRecord] = []
-    position = start
-    while position < len(records) and len(page) < limit:
-        if not records[position].expired(now):
-            page.append(records[position])
-        position += 1
-    more = any(not r.expired(now) for r in records[position:])
-    next_token = _encode_page_token(page[-1].token_id) if more and page else ""
-    return json_response(
-        ListAuthenticationsResponse(authentications=[r.authentication() for r in page], next_page_token=next_token)
-    )
+class TokenListing:
+    """The tokens this server accepts: listed, read, deleted (static tokens) or revoked (client tokens)."""
 
+    def __init__(
+        self,
+        *,
+        settings: ServerSettings,
+        config: ConfigState,
+        store: StaticTokenStore,
+        revoker: ClientTokenRevoker | None,
+    ) -> None:
+        """`revoker`: None on a server that issues no client tokens."""
+        self._settings = settings
+        self._config = config
+        self._store = store
+        self._revoker = revoker
 
-async def get_token(request: web.Request) -> web.Response:
-    context = context_of(request)
-    caller = await authenticate(request)
-    token_id = request.match_info["id"]
-    if token_id == caller.id:
-        return json_response(caller)  # a client token's own authentication: kubegate stores no copy of it
-    require_any_group(caller, context.settings.list_token_groups, action="reading other tokens")
-    return json_response(_record(context, token_id).authentication())
+    def routes(self) -> list[Route]:
+        settings = self._settings
+        listing = Authenticated(any_group=tuple(settings.list_token_groups), action="listing tokens")
+        deleting = Authenticated(any_group=tuple(settings.delete_token_groups), action="deleting tokens")
+        return [
+            Route("GET", PATH, self.list_tokens, listing),
+            # Its own token needs no group; any other needs the listing groups (checked in the handler).
+            Route("GET", ITEM_PATH, self.get_token, Authenticated()),
+            Route("DELETE", ITEM_PATH, self.delete_token, deleting),
+        ]
 
-
-async def delete_token(request: web.Request) -> web.Response:
-    """Deletes the token's StaticToken (every token of it, a previous one in a rotation overlap too) and
-    answers once this server no longer accepts the token."""
-    context = context_of(request)
-    caller = await authenticate(request)
-    require_any_group(caller, context.settings.delete_token_groups, action="deleting tokens")
-    token_id = request.match_info["id"]
-    if not is_token_id(token_id):
-        raise not_found(NOT_AN_ID_MESSAGE)
-    static = context.config.index.by_id(token_id)
-    if (static is None or static.expired(time.time())) and context.revocations is not None:
-        await revoke_client_token(context, token_id, until=None)
-        log.info("revoked client token %s for %s", token_id, caller.identity.username)
-        return empty_response()
-    record = _record(context, token_id)
-    try:
-        await context.token_store.delete(record.namespace, record.name)
-    except (ApiError, ApiUnavailable) as exc:
-        raise from_kube(exc, f"delete StaticToken {record.namespace}/{record.name}") from None
-    gone = await context.config.wait_until(
-        lambda: context.config.index.by_id(token_id) is None, timeout=context.settings.token_wait_timeout
-    )
-    if not gone:
-        raise unavailable(
-            f"StaticToken {record.namespace}/{record.name} was deleted, but this server still accepts its token "
-            f"after {context.settings.token_wait_timeout:.0f}s; it stops working once the operator updates the "
-            "validation config (a repeated DELETE waits again)"
+    async def list_tokens(self, request: Request) -> Response:
+        """Tokens ordered by id. The page token names the last id of the page, so any replica continues it."""
+        query = request.query
+        limit = _limit(query.get("limit"))
+        after = _page_token(query.get("pageToken") or query.get("page_token") or "")
+        method = query.get("method") or ALL_METHODS
+        if method != ALL_METHODS and method not in {m.value for m in Method}:
+            raise field_error("method", f"use one of {ALL_METHODS}, {', '.join(m.value for m in Method)}")
+        # Only static tokens are stored; client tokens are stateless (see the README).
+        records = self._config.index.records() if method in (ALL_METHODS, Method.TOKEN) else []
+        now = time.time()
+        start = bisect.bisect_right(records, after, key=lambda r: r.token_id) if after else 0
+        page: list[StaticTokenRecord] = []
+        position = start
+        while position < len(records) and len(page) < limit:
+            if not records[position].expired(now):
+                page.append(records[position])
+            position += 1
+        more = any(not r.expired(now) for r in records[position:])
+        next_token = _encode_page_token(page[-1].token_id) if more and page else ""
+        return json_response(
+            ListAuthenticationsResponse(authentications=[r.authentication() for r in page], next_page_token=next_token)
         )
-    log.info(
-        "deleted token %s (StaticToken %s/%s) for %s", token_id, record.namespace, record.name, caller.identity.username
-    )
-    return empty_response()
 
+    async def get_token(self, request: Request) -> Response:
+        authentication = caller(request)
+        token_id = request.params["id"]
+        if token_id == authentication.id:
+            return json_response(authentication)  # a client token's own: kubegate stores no copy of it
+        require_any_group(authentication, self._settings.list_token_groups, action="reading other tokens")
+        return json_response(self._record(token_id).authentication())
 
-async def revoke_client_token(context: ServerContext, token_id: str, *, until: float | None) -> None:
-    """Deny a client token on every replica until it would have expired anyway.
+    async def delete_token(self, request: Request) -> Response:
+        """Deletes the token's StaticToken (every token of it, a previous one in a rotation overlap too) and
+        answers once this server no longer accepts the token."""
+        settings, config = self._settings, self._config
+        username = caller(request).identity.username
+        token_id = request.params["id"]
+        if not is_token_id(token_id):
+            raise not_found(NOT_AN_ID_MESSAGE)
+        static = config.index.by_id(token_id)
+        if (static is None or static.expired(time.time())) and self._revoker is not None:
+            await self._revoker.revoke(token_id, until=None)
+            log.info("revoked client token %s for %s", token_id, username)
+            return empty_response()
+        record = self._record(token_id)
+        try:
+            await self._store.delete(record.namespace, record.name)
+        except (ApiError, ApiUnavailable) as exc:
+            raise from_kube(exc, f"delete StaticToken {record.namespace}/{record.name}") from None
+        gone = await config.wait_until(
+            lambda: config.index.by_id(token_id) is None, timeout=settings.token_wait_timeout
+        )
+        if not gone:
+            raise unavailable(
+                f"StaticToken {record.namespace}/{record.name} was deleted, but this server still accepts its "
+                f"token after {settings.token_wait_timeout:.0f}s; it stops working once the operator updates the "
+                "validation config (a repeated DELETE waits again)"
+            )
+        log.info("deleted token %s (StaticToken %s/%s) for %s", token_id, record.namespace, record.name, username)
+        return empty_response()
 
-    Client tokens are stateless: an id that is no static token is taken for one, and without its expiry
-    (`until` None) it is denied for the longest lifetime a client token can have.
-    """
-    assert context.revocations is not None
-    if until is None:
-        keyset = context.signing_keys.current() if context.signing_keys is not None else None
-        lifetime = keyset.max_token_lifetime_seconds if keyset is not None else MAX_CLIENT_TOKEN_LIFETIME
-        until = time.time() + lifetime
-    try:
-        await context.revocations.revoke(token_id, until=until)
-    except RevocationListFull as exc:
-        raise unavailable(str(exc)) from None
-    except (ApiError, ApiUnavailable) as exc:
-        raise from_kube(exc, "write the revocation list") from None
-
-
-def _record(context: ServerContext, token_id: str) -> StaticTokenRecord:
-    if not is_token_id(token_id):
-        raise not_found(NOT_AN_ID_MESSAGE)
-    record = context.config.index.by_id(token_id)
-    if record is None or record.expired(time.time()):
-        raise not_found(f"no valid token has id {token_id}")
-    return record
+    def _record(self, token_id: str) -> StaticTokenRecord:
+        if not is_token_id(token_id):
+            raise not_found(NOT_AN_ID_MESSAGE)
+        record = self._config.index.by_id(token_id)
+        if record is None or record.expired(time.time()):
+            raise not_found(f"no valid token has id {token_id}")
+        return record
 
 
 def _limit(raw: str | None) -> int:

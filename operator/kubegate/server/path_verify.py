@@ -14,13 +14,13 @@ carries `WWW-Authenticate: Bearer`; 403 names the missing groups.
 
 from __future__ import annotations
 
-from aiohttp import web
 from multidict import CIMultiDict
 
-from kubegate.server.auth import authenticate
-from kubegate.server.errors import field_error, forbidden
-from kubegate.server.routing import add_route
 from kubegate.verify import Authentication
+from kubegate.web.errors import field_error, forbidden
+from kubegate.web.request import Request, caller
+from kubegate.web.responses import Response
+from kubegate.web.routes import Authenticated, Route
 
 PATH = "/auth/v1/verify"
 PREFIX_PATH = "/auth/v1/verify/{tail:.*}"
@@ -28,12 +28,6 @@ USER_HEADER = "X-Auth-Request-User"
 GROUPS_HEADER = "X-Auth-Request-Groups"
 KUBEGATE_ID_HEADER = "X-Kubegate-Token-Id"
 KUBEGATE_METHOD_HEADER = "X-Kubegate-Method"
-
-
-def register(app: web.Application) -> None:
-    handler = ForwardAuth().verify
-    add_route(app, "*", PATH, handler)
-    add_route(app, "*", PREFIX_PATH, handler)
 
 
 def identity_headers(authentication: Authentication) -> CIMultiDict[str]:
@@ -50,18 +44,22 @@ def identity_headers(authentication: Authentication) -> CIMultiDict[str]:
 
 
 class ForwardAuth:
-    """Proxies ask about the same few credentials over and over: the headers for one are built once and
+    """Proxies ask about the same few credentials over and over: the answer for one is built once and
     kept with its Authentication (see `Authentication.derived`, keyed by this object)."""
 
-    async def verify(self, request: web.Request) -> web.Response:
-        authentication = await authenticate(request, surface="verify")
-        if "tail" not in request.match_info and request.query_string:
+    def routes(self) -> list[Route]:
+        access = Authenticated(surface="verify")
+        return [Route("*", PATH, self.verify, access), Route("*", PREFIX_PATH, self.verify, access)]
+
+    async def verify(self, request: Request) -> Response:
+        authentication = caller(request)
+        if request.query_string and "tail" not in request.params:
             _require_groups(authentication, request.query.getall("group", []))
         derived = authentication.derived
-        headers = derived.get(self)
-        if headers is None:
-            headers = derived[self] = identity_headers(authentication)
-        return web.Response(headers=headers)
+        answer: Response | None = derived.get(self)
+        if answer is None:
+            answer = derived[self] = Response(headers=identity_headers(authentication))
+        return answer
 
 
 def _require_groups(authentication: Authentication, required: list[str]) -> None:

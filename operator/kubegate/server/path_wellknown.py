@@ -7,50 +7,66 @@ discovery document names only what a verifier needs.
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from kubegate.client_tokens.keys import ALGORITHM
-from kubegate.server.context import context_of
-from kubegate.server.errors import not_found, unavailable
-from kubegate.server.routing import add_route
+from kubegate.state.signing_keys import SigningKeys
+from kubegate.web.errors import not_found, unavailable
+from kubegate.web.request import Request
+from kubegate.web.responses import Response, json_document
+from kubegate.web.routes import Public, Route
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/.well-known/jwks.json"
 # Verifiers may cache the keys briefly; a rotation publishes the new key before it signs anything new
 # that they could not verify, since they refetch on an unknown kid.
 CACHE_CONTROL = "public, max-age=60"
+_CACHED = {"Cache-Control": CACHE_CONTROL}
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "GET", DISCOVERY_PATH, discovery)
-    add_route(app, "GET", JWKS_PATH, jwks)
+class Discovery:
+    """The issuer's documents; `issuer` and `signing_keys` are None on a server that issues no client tokens."""
 
+    def __init__(self, *, issuer: str | None, signing_keys: SigningKeys | None) -> None:
+        self._issuer = issuer
+        self._signing_keys = signing_keys
 
-def _issuer(request: web.Request) -> str:
-    context = context_of(request)
-    issuer = context.settings.issuer_url
-    if issuer is None or context.signing_keys is None:
-        raise not_found("this server issues no client tokens: it has no --issuer-url")
-    return issuer
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", DISCOVERY_PATH, self.discovery, Public()),
+            Route("GET", JWKS_PATH, self.jwks, Public()),
+        ]
 
+    def _issuing(self) -> tuple[str, SigningKeys]:
+        if self._issuer is None or self._signing_keys is None:
+            raise not_found("this server issues no client tokens: it has no --issuer-url")
+        return self._issuer, self._signing_keys
 
-async def discovery(request: web.Request) -> web.Response:
-    issuer = _issuer(request)
-    document = {
-        "issuer": issuer,
-        "jwks_uri": issuer + JWKS_PATH,
-        "response_types_supported": ["id_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ALGORITHM],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "uid", "method", "groups", "metadata"],
-    }
-    return web.json_response(document, headers={"Cache-Control": CACHE_CONTROL})
+    async def discovery(self, request: Request) -> Response:
+        issuer, _ = self._issuing()
+        document = {
+            "issuer": issuer,
+            "jwks_uri": issuer + JWKS_PATH,
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "claims_supported": [
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "nbf",
+                "jti",
+                "uid",
+                "method",
+                "groups",
+                "metadata",
+            ],
+        }
+        return json_document(document, headers=_CACHED)
 
-
-async def jwks(request: web.Request) -> web.Response:
-    _issuer(request)
-    signing_keys = context_of(request).signing_keys
-    keyset = signing_keys.current() if signing_keys is not None else None
-    if keyset is None:
-        raise unavailable("the operator has not published client-token signing keys yet")
-    return web.json_response(keyset.jwks(), headers={"Cache-Control": CACHE_CONTROL})
+    async def jwks(self, request: Request) -> Response:
+        _, signing_keys = self._issuing()
+        keyset = signing_keys.current()
+        if keyset is None:
+            raise unavailable("the operator has not published client-token signing keys yet")
+        return json_document(keyset.jwks(), headers=_CACHED)

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
 from pydantic import Field
 
 from kubegate.methods.kubernetes.bindings import Refusal
-from kubegate.methods.kubernetes.exchange import NoSigningKey
+from kubegate.methods.kubernetes.exchange import Exchange, NoSigningKey
 from kubegate.methods.kubernetes.review import ReviewBusy, ReviewRefused, ReviewUnavailable
-from kubegate.server.bodies import RequestModel, parse_json
-from kubegate.server.context import context_of
-from kubegate.server.errors import ApiProblem, invalid, not_found, unauthenticated, unavailable, unsupported_media_type
-from kubegate.server.responses import json_response
-from kubegate.server.routing import add_route
 from kubegate.verify import Authentication
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
 from kubegate.verify.model import ResponseModel
+from kubegate.web.bodies import RequestModel, parse_json
+from kubegate.web.errors import ApiProblem, invalid, not_found, unauthenticated, unavailable, unsupported_media_type
+from kubegate.web.request import Request
+from kubegate.web.responses import Response, json_response
+from kubegate.web.routes import Public, Route
 
 log = logging.getLogger(__name__)
 PATH = "/auth/v1/method/kubernetes/serviceaccount"
@@ -49,45 +48,55 @@ class ExchangeResponse(ResponseModel):
     authentication: Authentication
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "POST", PATH, exchange_token)
-
-
 def refused(message: str) -> ApiProblem:
     """401 saying why the service-account token was refused."""
     return unauthenticated(message)
 
 
-async def exchange_token(request: web.Request) -> web.Response:
-    exchange = context_of(request).kubernetes_exchange
-    if exchange is None:
-        raise not_found(
-            "the Kubernetes method is not enabled on this server: start it with --issuer-url and "
-            "--serviceaccount-bindings-file",
-            reason="METHOD_DISABLED",
-        )
-    if request.content_type.startswith("multipart/") or (
-        request.content_type not in _ACCEPTED_TYPES and not request.content_type.endswith("+json")
-    ):
-        raise unsupported_media_type("send the body as JSON ('Content-Type: application/json')")
-    raw = await request.read()
-    if not raw.strip():
-        raise invalid('the request needs a JSON body: {"serviceAccountToken": "<token>"}')
-    body = parse_json(raw, ExchangeRequest)
-    try:
-        exchanged = await exchange.exchange(body.service_account_token)
-    except ReviewRefused as exc:
-        log.info("service-account exchange refused: %s", exc)
-        raise refused(INVALID_TOKEN_MESSAGE) from None
-    except Refusal as exc:
-        log.info("service-account exchange refused: %s", exc)
-        raise refused(str(exc)) from None
-    except ReviewBusy as exc:
-        raise unavailable(
-            f"cannot exchange the token now: {exc}; retry shortly", retry_after=BUSY_RETRY_AFTER
-        ) from None
-    except (ReviewUnavailable, NoSigningKey) as exc:
-        raise unavailable(f"cannot exchange the token now: {exc}") from None
-    identity = exchanged.authentication.identity
-    log.info("issued client token %s to %s", exchanged.authentication.id, identity.username)
-    return json_response(ExchangeResponse(client_token=exchanged.client_token, authentication=exchanged.authentication))
+class KubernetesMethod:
+    """The Kubernetes method's state: its exchange, or None when the method is off on this server."""
+
+    def __init__(self, exchange: Exchange | None) -> None:
+        self.exchange = exchange
+
+    @property
+    def enabled(self) -> bool:
+        return self.exchange is not None
+
+    def routes(self) -> list[Route]:
+        # Public: the credential is the service-account token in the body.
+        return [Route("POST", PATH, self.exchange_token, Public(), reads_body=True)]
+
+    async def exchange_token(self, request: Request) -> Response:
+        exchange = self.exchange
+        if exchange is None:
+            raise not_found(
+                "the Kubernetes method is not enabled on this server: start it with --issuer-url and "
+                "--serviceaccount-bindings-file",
+                reason="METHOD_DISABLED",
+            )
+        if request.content_type.startswith("multipart/") or (
+            request.content_type not in _ACCEPTED_TYPES and not request.content_type.endswith("+json")
+        ):
+            raise unsupported_media_type("send the body as JSON ('Content-Type: application/json')")
+        raw = request.body
+        if not raw.strip():
+            raise invalid('the request needs a JSON body: {"serviceAccountToken": "<token>"}')
+        body = parse_json(raw, ExchangeRequest)
+        try:
+            exchanged = await exchange.exchange(body.service_account_token)
+        except ReviewRefused as exc:
+            log.info("service-account exchange refused: %s", exc)
+            raise refused(INVALID_TOKEN_MESSAGE) from None
+        except Refusal as exc:
+            log.info("service-account exchange refused: %s", exc)
+            raise refused(str(exc)) from None
+        except ReviewBusy as exc:
+            raise unavailable(
+                f"cannot exchange the token now: {exc}; retry shortly", retry_after=BUSY_RETRY_AFTER
+            ) from None
+        except (ReviewUnavailable, NoSigningKey) as exc:
+            raise unavailable(f"cannot exchange the token now: {exc}") from None
+        authentication = exchanged.authentication
+        log.info("issued client token %s to %s", authentication.id, authentication.identity.username)
+        return json_response(ExchangeResponse(client_token=exchanged.client_token, authentication=authentication))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import ApiError, ApiUnavailable, KubeClient, NotFound
-from kubegate.kube.paths import path_for
 from kubegate.methods.kubernetes.review import ReviewUnavailable
 
 

@@ -14,21 +14,21 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from aiohttp import web
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
 from kubegate.kube import ApiError, ApiUnavailable
-from kubegate.methods.token.store import TokenNotIssued
+from kubegate.methods.token.store import StaticTokenStore, TokenNotIssued
 from kubegate.resources.common import DNS_LABEL_PATTERN
 from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
-from kubegate.server.auth import authenticate, require_any_group
-from kubegate.server.bodies import RequestModel, read_json
-from kubegate.server.context import ServerContext, context_of
-from kubegate.server.errors import ApiProblem, field_error, from_kube, invalid, unavailable
-from kubegate.server.responses import json_response
-from kubegate.server.routing import add_route
+from kubegate.settings import ServerSettings
+from kubegate.state.config import ConfigState
 from kubegate.verify import Authentication, token_digest
 from kubegate.verify.model import ResponseModel
+from kubegate.web.bodies import RequestModel, read_json
+from kubegate.web.errors import ApiProblem, field_error, from_kube, invalid, unavailable
+from kubegate.web.request import Request, caller
+from kubegate.web.responses import Response, json_response
+from kubegate.web.routes import Authenticated, Route
 
 log = logging.getLogger(__name__)
 
@@ -64,49 +64,64 @@ class CreateTokenResponse(ResponseModel):
     authentication: Authentication
 
 
-def register(app: web.Application) -> None:
-    add_route(app, "POST", PATH, create_token)
+class TokenMethod:
+    """The token method's state: where StaticTokens are written, and this server's copy of the validation
+    config, on which it waits for a new token to arrive."""
 
+    def __init__(self, *, settings: ServerSettings, store: StaticTokenStore, config: ConfigState) -> None:
+        self._settings = settings
+        self._store = store
+        self._config = config
 
-async def create_token(request: web.Request) -> web.Response:
-    context = context_of(request)
-    caller = await authenticate(request)
-    require_any_group(caller, context.settings.create_token_groups, action="creating tokens")
-    body = await read_json(request, CreateTokenRequest)
-    namespace = _namespace(context, body.namespace_key)
-    resource = _resource(body, namespace=namespace, requested_by=caller.identity.username)
-    try:
-        issued = await context.token_store.create(resource, timeout=context.settings.token_wait_timeout)
-    except (ApiError, ApiUnavailable) as exc:
-        raise from_kube(exc, f"create a StaticToken in namespace {namespace}") from None
-    except TokenNotIssued as exc:
-        raise await _undo(context, exc.namespace, exc.name, exc.message) from None
-    digest = token_digest(issued.token)
-    accepted = await context.config.wait_until(
-        lambda: context.config.index.lookup(digest) is not None, timeout=context.settings.token_wait_timeout
-    )
-    record = context.config.index.lookup(digest)
-    if not accepted or record is None:
-        raise await _undo(
-            context,
-            issued.namespace,
-            issued.name,
-            f"the token of StaticToken {issued.namespace}/{issued.name} was issued, but did not reach this "
-            f"server's validation config within {context.settings.token_wait_timeout:.0f}s",
+    def routes(self) -> list[Route]:
+        access = Authenticated(any_group=tuple(self._settings.create_token_groups), action="creating tokens")
+        return [Route("POST", PATH, self.create_token, access, reads_body=True)]
+
+    async def create_token(self, request: Request) -> Response:
+        settings, config = self._settings, self._config
+        requested_by = caller(request).identity.username
+        body = read_json(request, CreateTokenRequest)
+        namespace = _namespace(settings, body.namespace_key)
+        resource = _resource(body, namespace=namespace, requested_by=requested_by)
+        try:
+            issued = await self._store.create(resource, timeout=settings.token_wait_timeout)
+        except (ApiError, ApiUnavailable) as exc:
+            raise from_kube(exc, f"create a StaticToken in namespace {namespace}") from None
+        except TokenNotIssued as exc:
+            raise await self._undo(exc.namespace, exc.name, exc.message) from None
+        digest = token_digest(issued.token)
+        accepted = await config.wait_until(
+            lambda: config.index.lookup(digest) is not None, timeout=settings.token_wait_timeout
         )
-    log.info(
-        "created token %s (StaticToken %s/%s) for %s",
-        issued.token_id,
-        issued.namespace,
-        issued.name,
-        caller.identity.username,
-    )
-    return json_response(CreateTokenResponse(client_token=issued.token, authentication=record.authentication()))
+        record = config.index.lookup(digest)
+        if not accepted or record is None:
+            raise await self._undo(
+                issued.namespace,
+                issued.name,
+                f"the token of StaticToken {issued.namespace}/{issued.name} was issued, but did not reach this "
+                f"server's validation config within {settings.token_wait_timeout:.0f}s",
+            )
+        log.info(
+            "created token %s (StaticToken %s/%s) for %s", issued.token_id, issued.namespace, issued.name, requested_by
+        )
+        return json_response(CreateTokenResponse(client_token=issued.token, authentication=record.authentication()))
+
+    async def _undo(self, namespace: str, name: str, why: str) -> ApiProblem:
+        """Delete a StaticToken whose token cannot be returned, so that no token exists that nobody holds."""
+        try:
+            await asyncio.shield(self._store.delete(namespace, name))
+        except (ApiError, ApiUnavailable) as exc:
+            log.warning("could not delete StaticToken %s/%s after a failed create: %s", namespace, name, exc)
+            return unavailable(
+                f"{why}. Deleting the StaticToken failed too ({exc}): it may still become valid; delete it with "
+                f"`kubectl delete statictoken -n {namespace} {name}`, then retry"
+            )
+        return unavailable(f"{why}. The StaticToken was deleted again, so no token was created; retry later")
 
 
-def _namespace(context: ServerContext, namespace_key: str) -> str:
-    namespace = namespace_key or context.settings.token_namespace
-    allowed = context.settings.token_namespaces
+def _namespace(settings: ServerSettings, namespace_key: str) -> str:
+    namespace = namespace_key or settings.token_namespace
+    allowed = settings.token_namespaces
     if not _is_dns_label(namespace):
         raise field_error("namespaceKey", f"{namespace!r} is not a Kubernetes namespace name")
     if allowed and namespace not in allowed:
@@ -141,16 +156,3 @@ def _resource(body: CreateTokenRequest, *, namespace: str, requested_by: str) ->
         spec=spec,
     )
     return resource.to_wire()
-
-
-async def _undo(context: ServerContext, namespace: str, name: str, why: str) -> ApiProblem:
-    """Delete a StaticToken whose token cannot be returned, so that no token exists that nobody holds."""
-    try:
-        await asyncio.shield(context.token_store.delete(namespace, name))
-    except (ApiError, ApiUnavailable) as exc:
-        log.warning("could not delete StaticToken %s/%s after a failed create: %s", namespace, name, exc)
-        return unavailable(
-            f"{why}. Deleting the StaticToken failed too ({exc}): it may still become valid; delete it with "
-            f"`kubectl delete statictoken -n {namespace} {name}`, then retry"
-        )
-    return unavailable(f"{why}. The StaticToken was deleted again, so no token was created; retry later")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import KubeClient, NotFound
-from kubegate.kube.paths import path_for
 from kubegate.resources.statictoken import StaticToken
 
 TOKEN_KEY = "token"

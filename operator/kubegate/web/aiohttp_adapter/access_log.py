@@ -17,8 +17,7 @@ from typing import TextIO
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from kubegate.server.auth import AUTHENTICATION
-from kubegate.server.routing import route_of
+from kubegate.web.aiohttp_adapter.app import AUTHENTICATION, route_of
 
 LOGGER_NAME = "kubegate.access"
 FLUSH_INTERVAL = 0.2

@@ -1,7 +1,7 @@
 """Error answers, in one shape: a `google.rpc.Status` in protobuf's JSON mapping, as Flipt's gateway writes
 it: `{"code": <gRPC code>, "message": ..., "details": [...]}`.
 
-Handlers raise `ApiProblem`; the wrapper every route gets (`routing.py`) turns it into the response.
+Handlers raise `ApiProblem`; the adapter (`aiohttp_adapter/app.py`) turns it into the response.
 Every message says what was wrong and what to do.
 
 Flipt's Go SDK reads an error body strictly (protojson into `google.rpc.Status`): an integer code, no key
@@ -20,10 +20,9 @@ from collections.abc import Mapping, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from aiohttp import web
-
 from kubegate.kube import ApiError, ApiUnavailable
 from kubegate.verify.errors import UNAUTHENTICATED_MESSAGE
+from kubegate.web.responses import JSON, Response
 
 RETRY_AFTER_SECONDS = 5
 DOMAIN = "kubegate.dev"
@@ -81,11 +80,11 @@ class ApiProblem(Exception):  # noqa: N818 - it is the answer, not a failure of 
             detail["fieldViolations"] = [v._asdict() for v in self.field_violations]
         return {"code": int(self.code), "message": self.message, "details": [{"@type": DETAIL_TYPE, "value": detail}]}
 
-    def response(self) -> web.Response:
-        return web.Response(
+    def response(self) -> Response:
+        return Response(
             status=self.status,
             body=json.dumps(self.body(), ensure_ascii=False).encode("utf-8"),
-            content_type="application/json",
+            content_type=JSON,
             headers=self.headers,
         )
 
@@ -158,17 +157,16 @@ _HTTP_ERRORS = {
 }
 
 
-def from_http_exception(exc: web.HTTPException) -> ApiProblem:
-    """aiohttp's own errors (no route, wrong method, body too large) in our JSON shape."""
-    status = exc.status
+def http_error(status: int, reason_phrase: str, *, allow: str | None = None) -> ApiProblem:
+    """An HTTP-level refusal (no route, wrong method, body too large) in our JSON shape; `allow` is the
+    `Allow` header of a 405."""
     code, reason = _HTTP_ERRORS.get(status, (Code.UNKNOWN, "UNKNOWN"))
     message = {
         404: "no such path: see /auth/v1/method for the API",
         405: "this path does not accept this HTTP method",
         413: "the request body is too large",
-    }.get(status, exc.reason)
-    headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-    return ApiProblem(status, code, message, reason=reason, headers=headers)
+    }.get(status, reason_phrase)
+    return ApiProblem(status, code, message, reason=reason, headers={"Allow": allow} if allow is not None else None)
 
 
 def internal() -> ApiProblem:

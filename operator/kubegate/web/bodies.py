@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from kubegate.server.errors import FieldViolation, invalid, unsupported_media_type
+from kubegate.web.errors import FieldViolation, invalid, unsupported_media_type
+from kubegate.web.request import Request
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -46,22 +46,18 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def read_json(request: web.Request, model: type[M], *, allow_empty: bool = False) -> M:
-    """The request's body as `model`; an empty body gives `model()` when `allow_empty`.
-
-    aiohttp refuses a body over the application's `client_max_size` with 413 while reading it.
-    """
-    raw = await request.read()
+def read_json(request: Request, model: type[M], *, allow_empty: bool = False) -> M:
+    """The request's body (read by the adapter: the route declares `reads_body`) as `model`; an empty body
+    gives `model()` when `allow_empty`."""
+    raw = request.body
     if allow_empty and not raw.strip():
         return model()
-    return json_body(request, raw, model)
+    return json_body(request, model)
 
 
-def json_body(request: web.Request, raw: bytes, schema: type[T] | TypeAdapter[T]) -> T:
-    """`raw`, the body just read from `request`, validated as `schema`; an empty body is refused.
-
-    Not a coroutine, unlike `read_json`: a hot path awaits `request.read()` itself and saves one.
-    """
+def json_body(request: Request, schema: type[T] | TypeAdapter[T]) -> T:
+    """The request's body validated as `schema` (a model or a TypeAdapter); an empty body is refused."""
+    raw = request.body
     if not raw.strip():
         raise invalid("the request needs a JSON object as its body")
     _require_json(request)
@@ -72,11 +68,12 @@ _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 """Each model's TypeAdapter, made once: it validates into the model as `model_validate_json` does."""
 
 
-def _require_json(request: web.Request) -> None:
-    if request.headers.get(hdrs.CONTENT_TYPE) == _JSON or hdrs.AUTHORIZATION in request.headers:
+def _require_json(request: Request) -> None:
+    headers = request.headers
+    if headers.get("Content-Type") == _JSON or "Authorization" in headers:
         return  # the common case without parsing the header; a header-authenticated request is no CSRF
-    if hdrs.CONTENT_TYPE not in request.headers or not _is_json(request.content_type):
-        sent = repr(request.content_type) if hdrs.CONTENT_TYPE in request.headers else "none"
+    if "Content-Type" not in headers or not _is_json(request.content_type):
+        sent = repr(request.content_type) if "Content-Type" in headers else "none"
         raise unsupported_media_type(
             f"the body must be JSON: send 'Content-Type: application/json' (got {sent}); only a request with "
             "an Authorization header may leave it out"

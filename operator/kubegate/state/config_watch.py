@@ -10,10 +10,10 @@ import asyncio
 import logging
 from typing import Any
 
+from kubegate.contracts.api_paths import path_for
 from kubegate.kube import WatchEvent
-from kubegate.kube.paths import path_for
 from kubegate.kube.reflector import MAX_BACKOFF, MIN_BACKOFF, Reflector, Source
-from kubegate.server.config_state import ConfigState
+from kubegate.state.config import ConfigState
 from kubegate.validation_config.shards import DATA_KEY, DIGEST_ANNOTATION, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 
 log = logging.getLogger(__name__)

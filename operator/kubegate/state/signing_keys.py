@@ -21,6 +21,10 @@ class SigningKeys:
     def current(self) -> keys.KeySet | None:
         return self.keyset
 
+    @property
+    def loaded(self) -> bool:
+        return self.keyset is not None
+
     async def replace(self, items: list[dict[str, Any]]) -> None:
         found = [i for i in items if i["metadata"]["name"] == keys.SECRET_NAME]
         if found:

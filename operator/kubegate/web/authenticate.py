@@ -1,0 +1,115 @@
+"""The per-request credential check every `Authenticated` route gets, and group requirements.
+
+The adapter runs it before the handler; public routes that take a credential in their body (the
+TokenReview webhook) call `verify_credential`. Both count every verification by surface and result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable
+from typing import Protocol
+
+from kubegate.verify import COOKIE_NAME, Authentication, Unauthenticated, Verifier, VerifierUnavailable, credential_from
+from kubegate.verify.credentials import check_credential
+from kubegate.web.errors import forbidden, not_ready, unauthenticated, unavailable
+from kubegate.web.request import Request
+
+
+class VerificationObserver(Protocol):
+    """Counts verifications (the server's metrics)."""
+
+    def observe_verification(self, surface: str, result: str, seconds: float) -> None: ...
+
+
+class Authenticator:
+    def __init__(self, *, verifier: Verifier, ready: Callable[[], bool], observer: VerificationObserver) -> None:
+        """`ready`: whether the static tokens are loaded; until then every check answers 503."""
+        self.verifier = verifier
+        self.ready = ready
+        self._observe = observer.observe_verification
+
+    async def authenticate(self, request: Request, *, surface: str) -> Authentication:
+        """The caller's authentication, from its bearer token or cookie; 401 or 503 (not loaded yet) otherwise.
+
+        On every authenticated request's path, so kept flat: a static token is verified without an await.
+        """
+        if not self.ready():
+            raise not_ready()
+        authorization = request.headers.getall("Authorization", ())
+        try:
+            # The header wins over the cookie, so the cookie is read only without one.
+            credential = credential_from(authorization, None if authorization else _cookie(request))
+        except Unauthenticated as exc:
+            self._observe(surface, exc.reason, 0.0)
+            raise unauthenticated() from None
+        try:
+            authentication = self._verified_now(credential, surface)
+            if authentication is None:
+                authentication = await self._verified_later(credential, surface)
+        except Unauthenticated:
+            raise unauthenticated() from None
+        except VerifierUnavailable as exc:
+            raise unavailable(f"cannot verify the credential now: {exc}") from None
+        return authentication
+
+    async def verify_credential(self, credential: str, *, surface: str) -> Authentication:
+        """Verify and count a credential received in a body; raises Unauthenticated, VerifierUnavailable."""
+        try:
+            checked = check_credential(credential)
+        except Unauthenticated as exc:
+            self._observe(surface, exc.reason, 0.0)
+            raise
+        authentication = self._verified_now(checked, surface)
+        if authentication is None:
+            authentication = await self._verified_later(checked, surface)
+        return authentication
+
+    def _verified_now(self, credential: str, surface: str) -> Authentication | None:
+        """Verify a well-formed credential that needs no waiting (a static token) and count the result;
+        None for one that `_verified_later` must decide."""
+        started = time.perf_counter()
+        try:
+            authentication = self.verifier.verify_now(credential)
+        except Unauthenticated as exc:
+            self._observe(surface, exc.reason, time.perf_counter() - started)
+            raise
+        if authentication is not None:
+            self._observe(surface, "ok", time.perf_counter() - started)
+        return authentication
+
+    async def _verified_later(self, credential: str, surface: str) -> Authentication:
+        """Verify a well-formed credential that may need waiting (a JWT) and count the result with its latency."""
+        started = time.perf_counter()
+        try:
+            authentication = await self.verifier.verify(credential)
+        except Unauthenticated as exc:
+            self._observe(surface, exc.reason, time.perf_counter() - started)
+            raise
+        except VerifierUnavailable:
+            self._observe(surface, "unavailable", time.perf_counter() - started)
+            raise
+        self._observe(surface, "ok", time.perf_counter() - started)
+        return authentication
+
+
+def _cookie(request: Request) -> str | None:
+    if "Cookie" not in request.headers:
+        return None
+    return request.cookies.get(COOKIE_NAME)
+
+
+def member_of_any(authentication: Authentication, groups: Collection[str]) -> bool:
+    return any(group in groups for group in authentication.identity.groups)
+
+
+def require_any_group(authentication: Authentication, groups: Iterable[str], *, action: str) -> None:
+    """403 unless the caller is in at least one of `groups`; the message names the groups."""
+    allowed = list(groups)
+    if member_of_any(authentication, allowed):
+        return
+    raise forbidden(
+        f"{action} requires membership in one of the groups {', '.join(allowed) or '(none configured)'}; "
+        f"{authentication.identity.username} is not a member",
+        requirement={"requirement": "group", "anyOf": allowed},
+    )
