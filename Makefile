@@ -13,13 +13,15 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
-	@echo "==> creating $(VENV) and installing kubegate with its test and lint tools"
+	@echo "==> creating $(VENV) and installing kubegate with every extra and its test and lint tools"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,lint]'
+	@# Editable: operator/ goes on the path as it is, so the local control plane (kubegate.devcluster), which
+	@# the wheel leaves out, still imports from the checkout.
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test,lint]'
 	touch $@
 
-venv: $(STAMP) ## create the virtualenv with kubegate and its tools
+venv: $(STAMP) ## create the virtualenv with kubegate, every extra and the tools
 
 control-plane: ## build etcd, kube-apiserver, kube-controller-manager and kubectl into ~/.cache/kubegate (once per version)
 	hack/build-control-plane.sh

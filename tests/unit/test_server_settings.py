@@ -10,7 +10,7 @@ from kubegate.settings import ADMIN_GROUP, DEFAULT_NAMESPACE, ServerSettings
 
 
 def parse(*argv: str, environ: dict[str, str] | None = None) -> ServerSettings:
-    args = build_parser().parse_args(["server", *argv])
+    args = build_parser("server").parse_args(["server", *argv])
     return settings_cli.from_arguments(ServerSettings, args, environ or {})
 
 
@@ -62,7 +62,7 @@ def test_unsafe_or_broken_settings_are_refused_with_the_flag(argv: tuple[str, ..
 
 def test_help_documents_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["server", "--help"])
+        build_parser("server").parse_args(["server", "--help"])
     text = capsys.readouterr().out
     for name in ServerSettings.model_fields:
         assert "--" + name.replace("_", "-") in text

@@ -1,4 +1,4 @@
-"""Static token format: generation, hashing and the cheap shape check done before any lookup.
+"""Static token format: generation, hashing and token ids.
 
 Pure functions; no I/O.
 """
@@ -12,15 +12,13 @@ import secrets
 import uuid
 
 TOKEN_BYTES = 32
-# 32 bytes in URL-safe base64 with padding, as Flipt's static tokens.
-_BODY_LENGTH = 44
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}_$")
-_TOKEN_RE = re.compile(r"^(?:[a-z][a-z0-9]{0,15}_)?[A-Za-z0-9_-]{43}=$")
 MAX_TOKEN_LENGTH = 4096
 
 
 def generate_token(prefix: str = "") -> str:
-    """A new random token: optional recognizable prefix (such as `kg_`) + 32 random bytes, URL-safe base64.
+    """A new random token: optional recognizable prefix (such as `kg_`) + 32 random bytes in URL-safe base64
+    with padding (44 characters), as Flipt's static tokens.
 
     The prefix lets secret scanners find leaked tokens; it carries no secret.
     """
@@ -50,8 +48,3 @@ def is_token_id(text: str) -> bool:
 def hash_token(token: str) -> str:
     """The SHA-256 of the token as lowercase hex: what the validation config and the server hold."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def is_generated_shape(token: str) -> bool:
-    """Whether the text has the shape `generate_token` produces (bring-your-own tokens may differ)."""
-    return len(token) <= MAX_TOKEN_LENGTH and _TOKEN_RE.match(token) is not None

@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     parser = subparsers.add_parser(
         "dev-cluster",
-        help="run a local Kubernetes control plane for development and integration tests",
         description=_DESCRIPTION,
     )
     actions = parser.add_subparsers(dest="dev_cluster_action", metavar="ACTION", required=True)

@@ -44,7 +44,7 @@ def bootstrap_resource(settings: OperatorSettings) -> dict[str, Any]:
 
 
 async def ensure_bootstrap_token(client: KubeClient, settings: OperatorSettings) -> str:
-    """Create the bootstrap StaticToken when due; returns what was done, for the log and for tests."""
+    """Create the bootstrap StaticToken when due; returns what was done, for the log."""
     if not (settings.token_method and settings.bootstrap):
         return "disabled"
     namespace = settings.operator_namespace

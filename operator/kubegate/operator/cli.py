@@ -13,7 +13,6 @@ from kubegate.settings import OperatorSettings
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "operator",
-        help="run the operator: StaticTokens become Secrets and the server's validation config",
         description="Run the kubegate operator. It turns StaticToken resources into tokens stored in Secrets, "
         "keeps their hashes in the validation config the auth servers read, rotates and expires them, and "
         "creates the bootstrap token. Replicas elect a leader with a Lease: it acts, the others wait to take over. "

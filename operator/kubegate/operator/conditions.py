@@ -1,7 +1,8 @@
-"""kstatus conditions (Ready, Reconciling, Stalled) computed from an outcome. Pure; no I/O.
+"""kstatus conditions (Ready, Stalled) computed from an outcome. Pure; no I/O.
 
-kstatus reads `Reconciling` and `Stalled` as abnormal-true conditions: they are present only while
-they hold, so a healthy resource carries `Ready=True` alone.
+kstatus reads `Stalled` as an abnormal-true condition: it is present only while it holds, so a healthy
+resource carries `Ready=True` alone. A reconciliation finishes within one handler call, so `Reconciling`,
+the other abnormal-true condition, is never written.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-Kind = Literal["ready", "stalled", "reconciling", "expired"]
+Kind = Literal["ready", "stalled", "expired"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,11 +30,6 @@ def ready(message: str, reason: str = "TokenReady") -> Outcome:
 def stalled(reason: str, message: str) -> Outcome:
     """Bad input: nothing will change until someone fixes the resource or what it points to."""
     return Outcome(kind="stalled", reason=reason, message=message)
-
-
-def reconciling(reason: str, message: str) -> Outcome:
-    """Work in progress or a transient failure being retried."""
-    return Outcome(kind="reconciling", reason=reason, message=message)
 
 
 def expired(message: str) -> Outcome:
@@ -75,8 +71,6 @@ def conditions_for(
     # Argo CD and Flux show a dead credential as healthy.
     if outcome.kind in ("stalled", "expired"):
         wanted.append(("Stalled", "True"))
-    if outcome.kind == "reconciling":
-        wanted.append(("Reconciling", "True"))
     return [
         _condition(t, s, outcome=outcome, generation=generation, now=now, previous=by_type.get(t)) for t, s in wanted
     ]

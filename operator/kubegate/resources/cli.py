@@ -12,7 +12,6 @@ from kubegate.resources.crd import render_all
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "crds",
-        help="print or write the kubegate CRDs generated from the resource models",
         description="Generate the StaticToken and OIDCProvider CustomResourceDefinitions from the "
         "pydantic models. Without options the YAML goes to standard output, ready for `kubectl apply -f -`.",
     )

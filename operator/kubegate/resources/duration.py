@@ -37,17 +37,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(value: timedelta) -> str:
-    """Format a timedelta the way `parse_duration` reads it back (whole seconds, largest units first)."""
-    total = int(value.total_seconds())
-    if total <= 0:
-        raise ValueError("only positive durations can be formatted")
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n]
-    return "".join(parts)
-
-
 def _check(text: str) -> str:
     parse_duration(text)
     return text

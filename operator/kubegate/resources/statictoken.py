@@ -98,7 +98,7 @@ class StaticTokenStatus(StatusModel):
     """What the operator last did with the token. Never holds the token itself."""
 
     conditions: Conditions | None = None
-    """Ready, Reconciling and Stalled, as kstatus expects."""
+    """Ready, and Stalled while it holds, as kstatus expects."""
     observed_generation: int | None = None
     """The metadata.generation the operator last acted on."""
     token_id: str | None = None

@@ -85,6 +85,3 @@ class Registry:
 
     def shard_entries(self, shard: int) -> list[TokenEntry]:
         return [e for key in self._keys_by_shard.get(shard, ()) for e in self._entries[key]]
-
-    def all_entries(self) -> list[TokenEntry]:
-        return [e for entries in self._entries.values() for e in entries]
