@@ -27,6 +27,7 @@ CORE_PACKAGES = (
     "kubegate.resources",
     "kubegate.validation_config",
     "kubegate.verify",
+    "kubegate.state",
     "kubegate.kube",
 )
 """What an application imports to verify credentials: no module of these may need kopf or aiohttp.web."""
