@@ -18,10 +18,12 @@ import pytest
 from fake_kube import Crash, FakeKube
 
 from kubegate.contracts.token_format import hash_token
+from kubegate.contracts.token_secret import HANDLED_ROTATE_ANNOTATION
 from kubegate.kube.paths import path_for
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
-from kubegate.operator.statictoken import HANDLED_ROTATE_ANNOTATION, Retry, TokenReconciler
+from kubegate.operator.statictoken import TokenReconciler
+from kubegate.operator.status import Retry
 from kubegate.operator.token_plan import ROTATE_ANNOTATION
 from kubegate.resources.statictoken import StaticToken
 from kubegate.settings import OperatorSettings
