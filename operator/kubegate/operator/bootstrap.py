@@ -13,7 +13,7 @@ from typing import Any
 
 from kubegate.contracts.metadata import TOKEN_NAME
 from kubegate.contracts.timestamps import format_time
-from kubegate.kube import AlreadyExists, KubeClient, NotFound
+from kubegate.kube import AlreadyExists, KubeApi, NotFound
 from kubegate.kube.paths import path_for
 from kubegate.operator.statictoken import BOOTSTRAP_LABEL
 from kubegate.resources.statictoken import SecretKeyRef, StaticToken, StaticTokenSpec
@@ -44,7 +44,7 @@ def bootstrap_resource(settings: OperatorSettings) -> dict[str, Any]:
     return resource.to_wire()
 
 
-async def ensure_bootstrap_token(client: KubeClient, settings: OperatorSettings) -> str:
+async def ensure_bootstrap_token(client: KubeApi, settings: OperatorSettings) -> str:
     """Create the bootstrap StaticToken when due; returns what was done, for the log and for tests."""
     if not (settings.token_method and settings.bootstrap):
         return "disabled"
