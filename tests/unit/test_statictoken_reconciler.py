@@ -7,6 +7,7 @@ a Secret can be wrong. A clock the test sets stands in for time.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from kubegate.contracts.timestamps import format_time
 from kubegate.contracts.token_format import hash_token, is_generated_shape
 from kubegate.contracts.token_secret import is_owned_by, previous_token, stored_token, stored_token_id
 from kubegate.kube.paths import path_for
+from kubegate.methods.token.store import KubeStaticTokenStore
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
 from kubegate.operator.statictoken import Reconciled, TokenReconciler
@@ -206,6 +208,31 @@ async def test_a_deleted_secret_gets_a_new_token_and_the_old_one_stops_working()
         assert event["type"] == "Warning"
         assert first not in event["message"]
         assert second not in event["message"]
+
+
+async def test_the_servers_token_store_reads_back_the_token_the_reconciler_wrote() -> None:
+    async with running() as op:
+
+        async def operator() -> None:
+            while True:
+                for path in [p for p in op.kube.objects if p.startswith(StaticToken.path(namespace=NS) + "/")]:
+                    await op.reconcile(path.rsplit("/", 1)[1])
+                await asyncio.sleep(0.01)
+
+        running_operator = asyncio.create_task(operator())
+        resource = {
+            "apiVersion": StaticToken.api_version,
+            "kind": StaticToken.kind,
+            "metadata": {"generateName": "token-", "namespace": NS},
+            "spec": {"groups": ["dev"]},
+        }
+        try:
+            issued = await KubeStaticTokenStore(op.kube).create(resource, timeout=5.0)
+        finally:
+            running_operator.cancel()
+        assert issued.token == op.token(issued.name)
+        assert issued.token_id == op.status(issued.name)["tokenId"]
+        assert hash_token(issued.token) in op.published()
 
 
 # --- rotation -------------------------------------------------------------------------------------------

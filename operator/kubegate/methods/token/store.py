@@ -23,6 +23,8 @@ _POLL_INTERVAL = 0.1
 
 @dataclass(frozen=True, kw_only=True)
 class IssuedToken:
+    """The token the operator issued for a StaticToken the server created, with its plaintext."""
+
     namespace: str
     name: str
     token_id: str
