@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kubegate.contracts.timestamps import parse_time
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
 from support import eventually
@@ -119,6 +120,7 @@ def test_expiration_and_silence_settings(
     started = datetime.now(UTC)
     with _run(dev_cluster, operator_namespace, log_file, "--bootstrap-expiration", "2h", "--no-bootstrap-log-token"):
         obj = eventually(lambda: _ready(kubectl, operator_namespace), timeout=30, what="bootstrap token Ready")
-    expires = datetime.fromisoformat(obj["status"]["expiresAt"].replace("Z", "+00:00"))  # type: ignore[index]
+    expires = parse_time(obj["status"]["expiresAt"])  # type: ignore[index]
+    assert expires is not None
     assert started + timedelta(hours=2) - timedelta(seconds=5) <= expires <= datetime.now(UTC) + timedelta(hours=2)
     assert LOG_LINE.findall(log_file.read_text()) == []

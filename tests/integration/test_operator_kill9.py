@@ -27,8 +27,8 @@ import pytest
 from server_processes import ServerProcess, start_server
 
 from kubegate.contracts.token_format import hash_token
+from kubegate.contracts.token_secret import PREVIOUS_SHA_ANNOTATION
 from kubegate.devcluster import ClusterState, Kubectl
-from kubegate.operator.statictoken import PREVIOUS_SHA_ANNOTATION
 from support import eventually
 from support.http import get
 from support.kube import apply, config_entries, token_resource

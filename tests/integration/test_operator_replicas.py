@@ -10,11 +10,12 @@ import re
 import signal
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from kubegate.contracts.timestamps import parse_time
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
 from support import eventually
@@ -318,10 +319,6 @@ def test_a_leader_frozen_past_its_lease_wakes_up_and_publishes_nothing_stale(
         assert {n: entries[n] for n in turn} == new
 
 
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def test_expired_tokens_are_deleted_after_the_grace_period_when_asked(
     dev_cluster: ClusterState, kubectl: Kubectl, namespaces: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -339,5 +336,8 @@ def test_expired_tokens_are_deleted_after_the_grace_period_when_asked(
         events = [e for e in kubectl.json("get", "events", "-n", apps)["items"] if e["reason"] == "DeletingExpired"]
         assert [e["involvedObject"]["name"] for e in events] == ["short-lived"]
         # Deleted no sooner than the grace period after expiry (timestamps have whole seconds).
-        assert _time(events[0]["firstTimestamp"]) >= _time(expires) + timedelta(seconds=3)
+        deleted_at, expired_at = parse_time(events[0]["firstTimestamp"]), parse_time(expires)
+        assert deleted_at is not None
+        assert expired_at is not None
+        assert deleted_at >= expired_at + timedelta(seconds=3)
     assert _ready_names(kubectl, apps) == {"long-lived"}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kubegate.contracts.timestamps import format_time
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.resources.duration import parse_duration
@@ -226,7 +227,7 @@ def _absolute(spec: dict[str, str]) -> dict[str, str]:
     if not spec.get("expiresAt", "").startswith("+"):
         return spec
     at = datetime.now(UTC) + parse_duration(spec["expiresAt"][1:])
-    return {**spec, "expiresAt": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {**spec, "expiresAt": format_time(at)}
 
 
 def test_expires_at_in_the_past_is_refused_without_a_token(env: Env) -> None:

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for the few Kubernetes API calls the operator's reconciler makes, with faults.
+"""An in-memory stand-in for the Kubernetes API calls of `kubegate.kube.KubeApi`, with faults.
 
 It keeps objects by path, gives them resourceVersions and checks them on replace, merges patches, and can
 stop answering after a given number of writes (the process died) or lose the reply to one write (the write
@@ -70,7 +70,14 @@ class FakeKube:
         body["metadata"]["resourceVersion"] = str(next(self._versions))
         return copy.deepcopy(body)
 
-    # --- the calls of kubegate.kube.KubeClient the reconciler and the config writer make ------------
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Store an object as someone else would have written it (no fault, no hook); returns it as stored."""
+        body = copy.deepcopy(body)
+        body["metadata"].setdefault("uid", f"uid-{body['metadata']['name']}")
+        self.objects[path] = body
+        return self._stamp(body)
+
+    # --- the calls of kubegate.kube.KubeApi ------------------------------------------------------------
 
     async def get(self, path: str, **_: str) -> dict[str, Any]:
         self._before(write=False)

@@ -12,16 +12,18 @@ import base64
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from fake_kube import Crash, FakeKube
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.token_format import hash_token
+from kubegate.contracts.token_secret import HANDLED_ROTATE_ANNOTATION
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
-from kubegate.operator.statictoken import HANDLED_ROTATE_ANNOTATION, Retry, TokenReconciler
+from kubegate.operator.statictoken import TokenReconciler
+from kubegate.operator.status import Retry
 from kubegate.operator.token_plan import ROTATE_ANNOTATION
 from kubegate.resources.statictoken import StaticToken
 from kubegate.settings import OperatorSettings
@@ -118,18 +120,17 @@ async def _run_operator(
     """One operator process: start, reconcile each token (retrying as kopf does), forget deleted ones.
 
     Returns when done or when the process dies (Crash)."""
-    client = cast(Any, kube)
 
     async def keys() -> set[tuple[str, str]]:
         items, _ = await kube.list_all(StaticToken.path(namespace=NS))
         return {(NS, i["metadata"]["name"]) for i in items}
 
-    writer = ConfigWriter(client=client, namespace=OPS, registry=Registry(SHARDS), write_delay=0, list_token_keys=keys)
+    writer = ConfigWriter(client=kube, namespace=OPS, registry=Registry(SHARDS), write_delay=0, list_token_keys=keys)
     reconciler = TokenReconciler(
-        client=client,
+        client=kube,
         settings=OperatorSettings(operator_namespace=OPS, config_shards=SHARDS),
         writer=writer,
-        events=EventPoster(client),
+        events=EventPoster(kube),
         clock=lambda: now,
         config_wait=0.2,
     )

@@ -3,12 +3,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubegate.contracts.token_secret import HashedToken, PreviousToken
 from kubegate.operator import token_plan
-from kubegate.operator.token_plan import IssuedToken, PreviousToken
 from kubegate.resources.statictoken import StaticTokenSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CURRENT = IssuedToken(token_id="cur", sha256="a" * 64, created_at=T0)
+CURRENT = HashedToken(token_id="cur", sha256="a" * 64, created_at=T0)
 
 
 def spec(**fields: object) -> StaticTokenSpec:
@@ -104,7 +104,7 @@ def test_a_request_rotates_once_and_only_an_unhandled_one_or_the_schedule_rotate
     scheduled = every is not None and age >= every
     assert (reason is not None) == ((annotation is not None and annotation != handled) or scheduled)
     # Once the request is recorded as handled (with the new value), the same request never rotates again.
-    rotated = IssuedToken(token_id="new", sha256="c" * 64, created_at=now)
+    rotated = HashedToken(token_id="new", sha256="c" * 64, created_at=now)
     again = token_plan.rotation_reason(
         spec=s, current=rotated, annotation=annotation, handled_annotation=annotation, now=now
     )

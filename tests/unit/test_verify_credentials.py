@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubegate.contracts.token_format import is_visible_ascii
 from kubegate.verify import COOKIE_NAME, Unauthenticated, credential_from
-from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH, is_visible_ascii
+from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])

@@ -3,7 +3,6 @@ deny-list. What passes becomes an `Authentication` like any other credential's."
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import Any
 import jwt
 
 from kubegate.client_tokens.keys import ALGORITHM, KeySet
+from kubegate.contracts.token_format import token_digest
 from kubegate.verify.classify import is_client_typ
 from kubegate.verify.errors import Unauthenticated
 from kubegate.verify.model import Authentication, Identity, Method
@@ -56,7 +56,7 @@ class ClientTokenVerifier:
         SHA-256. Expiry, the deny-list and whether the signing key is still published (a key withdrawn
         after a compromise ends its tokens at once) are checked on every call.
         """
-        digest = hashlib.sha256(token.encode()).digest()
+        digest = token_digest(token)
         cached = self._verified.get(digest)
         if cached is not None:
             authentication, expires, kid = cached

@@ -45,6 +45,17 @@ def is_token_id(text: str) -> bool:
     return _TOKEN_ID_RE.fullmatch(text) is not None
 
 
+def token_digest(token: str) -> bytes:
+    """The SHA-256 of the token (of its UTF-8 bytes), as 32 bytes: the key of a token in every index and cache."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
 def hash_token(token: str) -> str:
-    """The SHA-256 of the token as lowercase hex: what the validation config and the server hold."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    """`token_digest` as lowercase hex: what the validation config holds."""
+    return token_digest(token).hex()
+
+
+def is_visible_ascii(text: str) -> bool:
+    """Whether every character of `text` is visible ASCII (0x21-0x7E): no space, no control character (so
+    no CR/LF), nothing beyond ASCII. String methods rather than a regex: this runs on every request."""
+    return text.isascii() and text.isprintable() and " " not in text

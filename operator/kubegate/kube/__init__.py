@@ -4,6 +4,7 @@ The `kubernetes` package reads the kubeconfig; requests go through aiohttp so th
 event loop. Rotated credentials are picked up: see `credentials`.
 """
 
+from kubegate.kube.api import KubeApi
 from kubegate.kube.client import KubeClient, WatchEvent
 from kubegate.kube.config import Connection, NoKubeConfig, load_connection
 from kubegate.kube.errors import (
@@ -22,6 +23,7 @@ __all__ = [
     "Conflict",
     "Connection",
     "Gone",
+    "KubeApi",
     "KubeClient",
     "NoKubeConfig",
     "NotFound",

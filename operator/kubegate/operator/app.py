@@ -21,7 +21,8 @@ from kubegate.operator.events import EventPoster
 from kubegate.operator.leader import LeaderElector, candidate_identity
 from kubegate.operator.liveness import liveness_endpoint, serve_while_waiting
 from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
-from kubegate.operator.statictoken import Reconciled, Retry, TokenReconciler
+from kubegate.operator.statictoken import Reconciled, TokenReconciler
+from kubegate.operator.status import Retry
 from kubegate.operator.token_plan import clamp_sleep
 from kubegate.resources.duration import parse_duration
 from kubegate.resources.statictoken import StaticToken

@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubegate.contracts.api_paths import path_for
-from kubegate.kube import AlreadyExists, KubeClient, NotFound
+from kubegate.contracts.metadata import TOKEN_NAME
+from kubegate.contracts.timestamps import format_time
+from kubegate.kube import AlreadyExists, KubeApi, NotFound
 from kubegate.operator.statictoken import BOOTSTRAP_LABEL
 from kubegate.resources.statictoken import SecretKeyRef, StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
 
 log = logging.getLogger(__name__)
 MARKER_NAME = "kubegate-bootstrap"
-TOKEN_NAME_METADATA = "io.kubegate.auth.token.name"
 
 
 def bootstrap_resource(settings: OperatorSettings) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def bootstrap_resource(settings: OperatorSettings) -> dict[str, Any]:
         description="Bootstrap token created by kubegate at start-up",
         ttl=settings.bootstrap_expiration,
         groups=[settings.admin_group],
-        metadata={TOKEN_NAME_METADATA: "initial_bootstrap_token"},
+        metadata={TOKEN_NAME: "initial_bootstrap_token"},
         secret_ref=SecretKeyRef(name=known[0], key=known[1]) if known else None,
     )
     resource = StaticToken(
@@ -43,7 +44,7 @@ def bootstrap_resource(settings: OperatorSettings) -> dict[str, Any]:
     return resource.to_wire()
 
 
-async def ensure_bootstrap_token(client: KubeClient, settings: OperatorSettings) -> str:
+async def ensure_bootstrap_token(client: KubeApi, settings: OperatorSettings) -> str:
     """Create the bootstrap StaticToken when due; returns what was done, for the log."""
     if not (settings.token_method and settings.bootstrap):
         return "disabled"
@@ -79,7 +80,7 @@ async def ensure_bootstrap_token(client: KubeClient, settings: OperatorSettings)
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "kubegate"},
         },
-        "data": {"createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "statictoken": BOOTSTRAP_NAME},
+        "data": {"createdAt": format_time(datetime.now(UTC)), "statictoken": BOOTSTRAP_NAME},
     }
     try:
         await client.create(path_for(plural="configmaps", namespace=namespace), marker)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from kubegate.contracts.timestamps import format_time
+
 Kind = Literal["ready", "stalled", "expired"]
 
 
@@ -56,7 +58,7 @@ def _condition(
         "observedGeneration": generation,
         "lastTransitionTime": previous["lastTransitionTime"]
         if unchanged and previous is not None and "lastTransitionTime" in previous
-        else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        else format_time(now),
     }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubegate.contracts.api_paths import path_for
-from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
+from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeApi, NotFound
 from kubegate.validation_config.registry import Key, Registry
 from kubegate.validation_config.shards import (
     DATA_KEY,
@@ -59,7 +59,7 @@ class ConfigWriter:
     def __init__(
         self,
         *,
-        client: KubeClient,
+        client: KubeApi,
         namespace: str,
         registry: Registry,
         write_delay: float,

@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kubegate.contracts.api_paths import path_for
-from kubegate.kube import ApiError, ApiUnavailable, KubeClient
+from kubegate.contracts.timestamps import format_time
+from kubegate.kube import ApiError, ApiUnavailable, KubeApi
 
 log = logging.getLogger(__name__)
 COMPONENT = "kubegate-operator"
 
 
 class EventPoster:
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: KubeApi) -> None:
         self._client = client
         self._instance = os.environ.get("POD_NAME") or socket.gethostname()
 
@@ -29,7 +30,7 @@ class EventPoster:
         """
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = format_time(datetime.now(UTC))
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubegate.contracts.api_paths import path_for
+from kubegate.contracts.timestamps import format_micro_time
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ def candidate_identity() -> str:
     in the same pod never mistakes its predecessor's lease for its own."""
     base = os.environ.get("POD_NAME") or socket.gethostname()
     return f"{base}_{secrets.token_hex(4)}"
-
-
-def micro_time(moment: datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utcnow() -> datetime:
@@ -181,7 +177,7 @@ class LeaderElector:
         spec.pop("holderIdentity", None)
         # client-go releases the same way: no holder, and a duration of one second for readers that
         # ignore an empty holder.
-        spec.update(leaseDurationSeconds=1, renewTime=micro_time(self._now()))
+        spec.update(leaseDurationSeconds=1, renewTime=format_micro_time(self._now()))
         await self._client.replace(self._path, {**lease, "spec": spec})
         return True
 
@@ -210,7 +206,7 @@ class LeaderElector:
         PUT, which halves a renewal on a slow network. False on a conflict: someone else wrote it since."""
         if not (self._leading and self._observed_lease is not None and self.holder == self.identity):
             return False
-        now = micro_time(self._now())
+        now = format_micro_time(self._now())
         spec = self._observed_lease.get("spec") or {}
         transitions = int(spec.get("leaseTransitions") or 0)
         new_spec = self._spec(now, acquire_time=spec.get("acquireTime") or now, transitions=transitions)
@@ -221,7 +217,7 @@ class LeaderElector:
         return True
 
     async def _try_acquire_or_renew(self) -> bool:
-        now = micro_time(self._now())
+        now = format_micro_time(self._now())
         try:
             lease = await self._client.get(self._path)
         except NotFound:

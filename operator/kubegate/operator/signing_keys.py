@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubegate.client_tokens import keys
+from kubegate.contracts import timestamps
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import AlreadyExists, ApiError, ApiUnavailable, KubeClient, NotFound, WatchEvent
 from kubegate.kube.reflector import Reflector
@@ -34,12 +35,10 @@ KOPF_ANNOTATION_PREFIX = "kopf.kubegate.dev/"
 LABEL_SELECTOR = f"{keys.LABEL}={keys.LABEL_VALUE}"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 class SigningKeyManager:
-    def __init__(self, *, client: KubeClient, settings: OperatorSettings, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self, *, client: KubeClient, settings: OperatorSettings, clock: Callable[[], datetime] = timestamps.now
+    ) -> None:
         self._client = client
         self._settings = settings
         self._clock = clock

@@ -7,25 +7,31 @@ the one start-up log line). Everything else sees token ids and SHA-256 hashes.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from kubegate.contracts import timestamps, token_secret
 from kubegate.contracts.api_paths import path_for
+from kubegate.contracts.timestamps import format_time
 from kubegate.contracts.token_format import MAX_TOKEN_LENGTH, generate_token, hash_token, new_token_id
-from kubegate.kube import AlreadyExists, ApiUnavailable, Conflict, KubeClient, NotFound
+from kubegate.contracts.token_secret import (
+    HANDLED_ROTATE_ANNOTATION,
+    MIN_BROUGHT_TOKEN_LENGTH,
+    HashedToken,
+    PreviousToken,
+)
+from kubegate.kube import AlreadyExists, ApiUnavailable, Conflict, KubeApi, NotFound
 from kubegate.operator import conditions, token_plan
 from kubegate.operator.conditions import Outcome
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
-from kubegate.operator.token_plan import IssuedToken, PreviousToken
+from kubegate.operator.status import Retry, StatusWriter
 from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
 from kubegate.validation_config.model import TokenEntry
@@ -34,53 +40,11 @@ from kubegate.verify.classify import Kind, classify
 log = logging.getLogger(__name__)
 bootstrap_log = logging.getLogger("kubegate.bootstrap")
 
-TOKEN_KEY = "token"
-TOKEN_ID_KEY = "tokenId"
-TOKEN_SECRET_TYPE = "kubegate.dev/static-token"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kubegate"}
-OWNER_LABEL = "kubegate.dev/statictoken"
 BOOTSTRAP_LABEL = "kubegate.dev/bootstrap"
-CREATED_ANNOTATION = "kubegate.dev/token-created-at"
-PREVIOUS_ID_ANNOTATION = "kubegate.dev/previous-token-id"
-PREVIOUS_SHA_ANNOTATION = "kubegate.dev/previous-token-sha256"
-PREVIOUS_CREATED_ANNOTATION = "kubegate.dev/previous-token-created-at"
-PREVIOUS_EXPIRES_ANNOTATION = "kubegate.dev/previous-token-expires-at"
-# The rotation request a Secret's value answers. It lives on the Secret, in the same write as the value, so
-# that a crash between the Secret and the status write cannot make the next run answer the request again.
-HANDLED_ROTATE_ANNOTATION = "kubegate.dev/handled-rotate-request"
-PREVIOUS_ANNOTATIONS = (
-    PREVIOUS_ID_ANNOTATION,
-    PREVIOUS_SHA_ANNOTATION,
-    PREVIOUS_CREATED_ANNOTATION,
-    PREVIOUS_EXPIRES_ANNOTATION,
-)
-MIN_BROUGHT_TOKEN_LENGTH = 16
 # How long a reconcile waits for the validation config to hold its hashes before it gives up and retries.
 CONFIG_WAIT = 30.0
 # Version conflicts are answered at once by reading the objects again, this many times, before a backoff.
 CONFLICT_ATTEMPTS = 3
-
-
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _now() -> datetime:
-    # Kubernetes timestamps have whole seconds; so do ours, so that status round-trips unchanged.
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-class Retry(Exception):  # noqa: N818 - tells the caller what to do
-    """A transient failure (API unavailable, write conflict): reconcile again after a backoff."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +64,7 @@ class _Stalled(Exception):  # noqa: N818 - internal control flow
 
 @dataclass
 class _Tokens:
-    current: IssuedToken
+    current: HashedToken
     previous: PreviousToken | None
     secret_name: str
     rotated_at: datetime | None = None
@@ -113,17 +77,18 @@ class TokenReconciler:
     def __init__(
         self,
         *,
-        client: KubeClient,
+        client: KubeApi,
         settings: OperatorSettings,
         writer: ConfigWriter,
         events: EventPoster,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = timestamps.now,
         config_wait: float = CONFIG_WAIT,
     ) -> None:
         self._client = client
         self._settings = settings
         self._writer = writer
         self._events = events
+        self._status = StatusWriter(kind=StaticToken, client=client, events=events)
         self._clock = clock
         self._config_wait = config_wait
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -204,23 +169,23 @@ class TokenReconciler:
 
         expiry = token_plan.token_expiry(spec, tokens.current.created_at)
         if expiry is not None and now >= expiry:
-            outcome = conditions.expired(f"the token expired at {_time(expiry)}: {_revive_hint(spec)}")
+            outcome = conditions.expired(f"the token expired at {format_time(expiry)}: {_revive_hint(spec)}")
             delete_at = token_plan.deletion_time(expiry, self._settings.delete_expired_after)
             if delete_at is not None and now >= delete_at:
                 await self._delete_expired(body)
         else:
-            until = f" until {_time(expiry)}" if expiry is not None else ""
+            until = f" until {format_time(expiry)}" if expiry is not None else ""
             outcome = conditions.ready(f"token {tokens.current.token_id} is valid{until}")
 
         new_status = {
             "tokenId": tokens.current.token_id,
             "secretName": tokens.secret_name,
-            "expiresAt": _time(expiry) if expiry is not None else None,
-            "createdAt": status.get("createdAt") or _time(tokens.current.created_at),
-            "rotatedAt": _time(tokens.rotated_at) if tokens.rotated_at else status.get("rotatedAt"),
+            "expiresAt": format_time(expiry) if expiry is not None else None,
+            "createdAt": status.get("createdAt") or format_time(tokens.current.created_at),
+            "rotatedAt": format_time(tokens.rotated_at) if tokens.rotated_at else status.get("rotatedAt"),
             "handledRotateRequest": tokens.handled_rotate,
         }
-        await self._write_status(body, outcome, new_status, now)
+        await self._status.write(body, outcome, new_status, now=now)
         wake = token_plan.next_wake(
             spec=spec,
             current=tokens.current,
@@ -241,7 +206,7 @@ class TokenReconciler:
         rotate_annotation = (meta.get("annotations") or {}).get(token_plan.ROTATE_ANNOTATION)
 
         secret = await self._get_secret(namespace, secret_name)
-        if secret is not None and not _owned_by(secret, uid):
+        if secret is not None and not token_secret.is_owned_by(secret, uid):
             raise _Stalled(
                 conditions.stalled(
                     "SecretConflict",
@@ -253,12 +218,12 @@ class TokenReconciler:
             secret = await self._move_secret(body, status.get("secretName"), secret_name)
         handled = _handled_request(secret, status)
         generated = False
-        if secret is None or _stored_token(secret) is None:
+        if secret is None or token_secret.stored_token(secret) is None:
             if spec.expires_at is not None and spec.expires_at <= now:
                 raise _Stalled(
                     conditions.stalled(
                         "ExpiryInPast",
-                        f"spec.expiresAt {_time(spec.expires_at)} is in the past: set a future time, or use "
+                        f"spec.expiresAt {format_time(spec.expires_at)} is in the past: set a future time, or use "
                         "spec.ttl, to get a token",
                     )
                 )
@@ -271,11 +236,11 @@ class TokenReconciler:
                     type_="Warning",
                     reason="SecretRecreated",
                     message=f"the Secret {secret_name} that held token {status['tokenId']} was deleted or "
-                    f"emptied; a new token ({_secret_token_id(secret)}) was generated",
+                    f"emptied; a new token ({token_secret.stored_token_id(secret)}) was generated",
                 )
 
-        current = _current_from(secret, now)
-        previous = _previous_from(secret)
+        current = token_secret.current_token(secret, now=now)
+        previous = token_secret.previous_token(secret)
         tokens = _Tokens(current=current, previous=previous, secret_name=secret_name, handled_rotate=handled)
         if generated:
             return tokens
@@ -309,11 +274,11 @@ class TokenReconciler:
         token_id = new_token_id()
         # Published before it is stored: whoever reads the Secret holds a value the servers accept. A crash
         # in between leaves a hash of a value nobody ever had; the next run replaces it.
-        issued = IssuedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
+        issued = HashedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
         key = _key(body)
         await self._publish(key, _entries(key, spec, issued, None, now))
-        secret = _token_secret(
-            body, secret_name, token=token, token_id=token_id, created_at=now, rotate_request=rotate_request
+        secret = token_secret.token_secret(
+            owner=body, name=secret_name, token=token, token_id=token_id, created_at=now, rotate_request=rotate_request
         )
         collection = path_for(plural="secrets", namespace=meta["namespace"])
         try:
@@ -336,7 +301,7 @@ class TokenReconciler:
         body: dict[str, Any],
         spec: StaticTokenSpec,
         secret: dict[str, Any],
-        current: IssuedToken,
+        current: HashedToken,
         replaced_previous: PreviousToken | None,
         rotate_request: str | None,
         now: datetime,
@@ -345,10 +310,6 @@ class TokenReconciler:
         secret_name = secret["metadata"]["name"]
         token = generate_token(self._settings.token_prefix)
         token_id = new_token_id()
-        replacement = _token_secret(
-            body, secret_name, token=token, token_id=token_id, created_at=now, rotate_request=rotate_request
-        )
-        replacement["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         previous_until = token_plan.previous_expiry(spec, current, now)
         previous = None
         if previous_until is not None:
@@ -358,17 +319,19 @@ class TokenReconciler:
                 created_at=current.created_at,
                 expires_at=previous_until,
             )
-            replacement["metadata"]["annotations"].update(
-                {
-                    PREVIOUS_ID_ANNOTATION: previous.token_id,
-                    PREVIOUS_SHA_ANNOTATION: previous.sha256,
-                    PREVIOUS_CREATED_ANNOTATION: _time(previous.created_at),
-                    PREVIOUS_EXPIRES_ANNOTATION: _time(previous.expires_at),
-                }
-            )
+        replacement = token_secret.token_secret(
+            owner=body,
+            name=secret_name,
+            token=token,
+            token_id=token_id,
+            created_at=now,
+            rotate_request=rotate_request,
+            previous=previous,
+        )
+        replacement["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         # The new value is published before the Secret holds it, and the values valid now stay published until
         # it does: a consumer that reads the Secret at any moment holds a value the servers accept.
-        new = IssuedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
+        new = HashedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
         key = _key(body)
         await self._publish(
             key,
@@ -384,7 +347,7 @@ class TokenReconciler:
             current.token_id,
         )
         return _Tokens(
-            current=_current_from(stored, now),
+            current=token_secret.current_token(stored, now=now),
             previous=previous,
             secret_name=secret_name,
             rotated_at=now,
@@ -396,21 +359,9 @@ class TokenReconciler:
         if not old_name or old_name == new_name:
             return None
         old = await self._get_secret(meta["namespace"], old_name)
-        if old is None or not _owned_by(old, meta["uid"]) or _stored_token(old) is None:
+        if old is None or not token_secret.is_owned_by(old, meta["uid"]) or token_secret.stored_token(old) is None:
             return None
-        moved = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": old.get("type", TOKEN_SECRET_TYPE),
-            "metadata": {
-                "name": new_name,
-                "namespace": meta["namespace"],
-                "labels": old["metadata"].get("labels") or {},
-                "annotations": old["metadata"].get("annotations") or {},
-                "ownerReferences": old["metadata"].get("ownerReferences") or [],
-            },
-            "data": old.get("data") or {},
-        }
+        moved = token_secret.moved_token_secret(old, name=new_name)
         collection = path_for(plural="secrets", namespace=meta["namespace"])
         try:
             stored = await self._client.create(collection, moved)
@@ -427,7 +378,7 @@ class TokenReconciler:
         return stored
 
     async def _drop_previous(self, namespace: str, secret_name: str) -> None:
-        patch = {"metadata": {"annotations": dict.fromkeys(PREVIOUS_ANNOTATIONS)}}
+        patch = token_secret.clear_previous_patch()
         with contextlib.suppress(NotFound):
             await self._client.patch(path_for(plural="secrets", namespace=namespace, name=secret_name), patch)
 
@@ -455,7 +406,7 @@ class TokenReconciler:
                     "spec.secretRef.key to the key that holds it",
                 )
             )
-        token = _decode_token(raw)
+        token = token_secret.decode_token(raw)
         if token is None:
             raise _Stalled(
                 conditions.stalled(
@@ -477,14 +428,14 @@ class TokenReconciler:
         sha = hash_token(token)
         key = (meta["namespace"], meta["name"])
         known = next((e for e in self._writer.registry.get(key) if e.sha256 == sha), None)
-        created = _parse_time(status.get("createdAt")) or self._clock()
+        created = timestamps.parse_time(status.get("createdAt")) or self._clock()
         if known is not None:
             token_id, created = known.token_id, known.created_at
         elif status.get("tokenId") and not self._writer.registry.get(key):
             token_id = str(status["tokenId"])
         else:
             token_id = new_token_id()
-        current = IssuedToken(token_id=token_id, sha256=sha, created_at=created)
+        current = HashedToken(token_id=token_id, sha256=sha, created_at=created)
         return _Tokens(current=current, previous=None, secret_name=ref.name)
 
     # --- shared -------------------------------------------------------------------------------------
@@ -500,35 +451,8 @@ class TokenReconciler:
         self._writer.registry.set(key, ())
         self._writer.changed()
         status = body.get("status") or {}
-        await self._write_status(body, outcome, {k: status.get(k) for k in _TOKEN_STATUS_KEYS}, self._clock())
+        await self._status.write(body, outcome, {k: status.get(k) for k in _TOKEN_STATUS_KEYS}, now=self._clock())
         return Reconciled(outcome=outcome, wake=None)
-
-    async def _write_status(
-        self, body: dict[str, Any], outcome: Outcome, fields: dict[str, Any], now: datetime
-    ) -> None:
-        meta = body["metadata"]
-        status = body.get("status") or {}
-        previous_ready = next(
-            (c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Ready"), None
-        )
-        new = {
-            **fields,
-            "observedGeneration": meta.get("generation"),
-            "conditions": conditions.conditions_for(
-                outcome, generation=int(meta.get("generation") or 0), now=now, current=status.get("conditions")
-            ),
-        }
-        if all(status.get(k) == v for k, v in new.items()):
-            return
-        if outcome.kind in ("stalled", "expired") and (previous_ready or {}).get("reason") != outcome.reason:
-            await self._events.post(body, type_="Warning", reason=outcome.reason, message=outcome.message)
-        path = StaticToken.path(namespace=meta["namespace"], name=meta["name"], subresource="status")
-        try:
-            await self._client.patch(path, {"status": new})
-        except NotFound:
-            return
-        except (ApiUnavailable, Conflict) as exc:
-            raise Retry(str(exc)) from exc
 
     async def _delete_expired(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -577,7 +501,7 @@ def _key(body: dict[str, Any]) -> tuple[str, str]:
 def _entries(
     key: tuple[str, str],
     spec: StaticTokenSpec,
-    current: IssuedToken,
+    current: HashedToken,
     previous: PreviousToken | None,
     now: datetime,
 ) -> tuple[TokenEntry, ...]:
@@ -601,96 +525,3 @@ def _handled_request(secret: dict[str, Any] | None, status: dict[str, Any]) -> s
 
 
 _TOKEN_STATUS_KEYS = ("tokenId", "secretName", "expiresAt", "createdAt", "rotatedAt", "handledRotateRequest")
-
-
-def _owned_by(secret: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in secret["metadata"].get("ownerReferences") or [])
-
-
-def _decode_token(raw: str) -> str | None:
-    try:
-        token = base64.b64decode(raw, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    token = token.strip("\r\n")
-    if not (MIN_BROUGHT_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH):
-        return None
-    if not all(33 <= ord(c) <= 126 for c in token):
-        return None
-    return token
-
-
-def _stored_token(secret: dict[str, Any]) -> str | None:
-    raw = (secret.get("data") or {}).get(TOKEN_KEY)
-    return None if raw is None else _decode_token(raw)
-
-
-def _secret_token_id(secret: dict[str, Any]) -> str:
-    raw = (secret.get("data") or {}).get(TOKEN_ID_KEY, "")
-    try:
-        return base64.b64decode(raw).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return ""
-
-
-def _current_from(secret: dict[str, Any], now: datetime) -> IssuedToken:
-    token = _stored_token(secret)
-    assert token is not None
-    annotations = secret["metadata"].get("annotations") or {}
-    return IssuedToken(
-        token_id=_secret_token_id(secret) or new_token_id(),
-        sha256=hash_token(token),
-        created_at=_parse_time(annotations.get(CREATED_ANNOTATION)) or now,
-    )
-
-
-def _previous_from(secret: dict[str, Any]) -> PreviousToken | None:
-    annotations = secret["metadata"].get("annotations") or {}
-    expires = _parse_time(annotations.get(PREVIOUS_EXPIRES_ANNOTATION))
-    created = _parse_time(annotations.get(PREVIOUS_CREATED_ANNOTATION))
-    token_id = annotations.get(PREVIOUS_ID_ANNOTATION)
-    sha = annotations.get(PREVIOUS_SHA_ANNOTATION)
-    if not (expires and created and token_id and sha):
-        return None
-    return PreviousToken(token_id=token_id, sha256=sha, created_at=created, expires_at=expires)
-
-
-def _token_secret(
-    body: dict[str, Any],
-    secret_name: str,
-    *,
-    token: str,
-    token_id: str,
-    created_at: datetime,
-    rotate_request: str | None,
-) -> dict[str, Any]:
-    meta = body["metadata"]
-    labels = {**MANAGED_BY, OWNER_LABEL: meta["name"]}
-    annotations = {CREATED_ANNOTATION: _time(created_at)}
-    if rotate_request is not None:
-        annotations[HANDLED_ROTATE_ANNOTATION] = rotate_request
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": TOKEN_SECRET_TYPE,
-        "metadata": {
-            "name": secret_name,
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": StaticToken.api_version,
-                    "kind": StaticToken.kind,
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "data": {
-            TOKEN_KEY: base64.b64encode(token.encode("ascii")).decode("ascii"),
-            TOKEN_ID_KEY: base64.b64encode(token_id.encode("ascii")).decode("ascii"),
-        },
-    }

@@ -5,33 +5,14 @@ The operator's reconciler reads the world, asks these functions what is due, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from kubegate.contracts.token_secret import HashedToken, PreviousToken
 from kubegate.resources.duration import parse_duration
 from kubegate.resources.statictoken import StaticTokenSpec
 from kubegate.validation_config.model import TokenEntry
 
 ROTATE_ANNOTATION = "kubegate.dev/rotate"
-
-
-@dataclass(frozen=True, kw_only=True)
-class IssuedToken:
-    """A token that exists (in a Secret), described without its plaintext."""
-
-    token_id: str
-    sha256: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class PreviousToken:
-    """The token a rotation replaced; valid until `expires_at` (the end of the overlap)."""
-
-    token_id: str
-    sha256: str
-    created_at: datetime
-    expires_at: datetime
 
 
 def token_expiry(spec: StaticTokenSpec, token_created_at: datetime) -> datetime | None:
@@ -52,7 +33,7 @@ def next_scheduled_rotation(spec: StaticTokenSpec, token_created_at: datetime) -
 def rotation_reason(
     *,
     spec: StaticTokenSpec,
-    current: IssuedToken,
+    current: HashedToken,
     annotation: str | None,
     handled_annotation: str | None,
     now: datetime,
@@ -67,7 +48,7 @@ def rotation_reason(
     return None
 
 
-def previous_expiry(spec: StaticTokenSpec, replaced: IssuedToken, now: datetime) -> datetime | None:
+def previous_expiry(spec: StaticTokenSpec, replaced: HashedToken, now: datetime) -> datetime | None:
     """Until when the token a rotation replaces stays valid: the overlap, cut short by its own expiry.
 
     None: it stops at once (no overlap, or it had expired already).
@@ -90,7 +71,7 @@ def deletion_time(expiry: datetime | None, delete_expired_after: str | None) -> 
 def next_wake(
     *,
     spec: StaticTokenSpec,
-    current: IssuedToken | None,
+    current: HashedToken | None,
     previous: PreviousToken | None,
     delete_expired_after: str | None,
     now: datetime,
@@ -117,13 +98,13 @@ def entries(
     namespace: str,
     name: str,
     spec: StaticTokenSpec,
-    current: IssuedToken | None,
+    current: HashedToken | None,
     previous: PreviousToken | None,
     now: datetime,
 ) -> tuple[TokenEntry, ...]:
     """The validation-config entries of one StaticToken: its valid tokens, never expired ones."""
 
-    def entry(token: IssuedToken | PreviousToken, expiry: datetime | None) -> TokenEntry:
+    def entry(token: HashedToken | PreviousToken, expiry: datetime | None) -> TokenEntry:
         return TokenEntry(
             sha256=token.sha256,
             token_id=token.token_id,

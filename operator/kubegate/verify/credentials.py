@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kubegate.contracts.token_format import is_visible_ascii
 from kubegate.verify.errors import Unauthenticated
 
 COOKIE_NAME = "kubegate_client_token"
@@ -40,9 +41,3 @@ def check_credential(token: str) -> str:
     if len(token) > MAX_CREDENTIAL_LENGTH or not is_visible_ascii(token):
         raise Unauthenticated("malformed")
     return token
-
-
-def is_visible_ascii(text: str) -> bool:
-    """Whether every character of `text` is visible ASCII (0x21-0x7E): no space, no control character (so
-    no CR/LF), nothing beyond ASCII. String methods rather than a regex: this runs on every request."""
-    return text.isascii() and text.isprintable() and " " not in text

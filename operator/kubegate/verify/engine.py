@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Container
 from typing import Protocol
 
+from kubegate.contracts.token_format import token_digest
 from kubegate.verify.classify import Kind, classify, looks_like_jwt
 from kubegate.verify.errors import Unauthenticated
 from kubegate.verify.model import Authentication
-from kubegate.verify.static_tokens import StaticTokenIndex, token_digest
+from kubegate.verify.static_tokens import StaticTokenIndex
 
 
 class ClientTokenVerifier(Protocol):

@@ -14,7 +14,6 @@ Records are small slotted objects with interned names, so 50,000 tokens fit in l
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import sys
@@ -32,11 +31,6 @@ AUTHENTICATION_CACHE_SIZE = 16_384
 Surfaces that derive answers from an Authentication (forward-auth headers, TokenReview status) keep as many."""
 # A group name must fit in one comma-separated header value (forward auth) without changing meaning.
 _BAD_GROUP = re.compile(r"[\x00-\x1f\x7f,]")
-
-
-def token_digest(token: str) -> bytes:
-    """The key of a token in the index: its SHA-256, as 32 bytes."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 @dataclass(slots=True, frozen=True, eq=False)

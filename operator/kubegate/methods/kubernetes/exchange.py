@@ -15,17 +15,18 @@ from datetime import UTC, datetime
 
 from kubegate.client_tokens.keys import KeySet
 from kubegate.client_tokens.mint import mint
+from kubegate.contracts.metadata import (
+    K8S_NAMESPACE,
+    K8S_POD_NAME,
+    K8S_POD_UID,
+    K8S_SERVICEACCOUNT_NAME,
+    K8S_SERVICEACCOUNT_UID,
+)
 from kubegate.contracts.token_format import new_token_id
 from kubegate.methods.kubernetes.bindings import Binding, groups_for, may_admit, needs_namespace_labels
 from kubegate.methods.kubernetes.claims import claimed_account
 from kubegate.methods.kubernetes.review import ReviewedAccount, ReviewRefused
 from kubegate.verify.model import Authentication, Identity, Method
-
-NAMESPACE_KEY = "io.kubegate.auth.k8s.namespace"
-POD_NAME_KEY = "io.kubegate.auth.k8s.pod.name"
-POD_UID_KEY = "io.kubegate.auth.k8s.pod.uid"
-SA_NAME_KEY = "io.kubegate.auth.k8s.serviceaccount.name"
-SA_UID_KEY = "io.kubegate.auth.k8s.serviceaccount.uid"
 
 
 class NoSigningKey(Exception):  # noqa: N818 - names the condition
@@ -40,11 +41,15 @@ class Exchanged:
 
 def metadata_for(account: ReviewedAccount) -> dict[str, str]:
     """Flipt's metadata keys with kubegate's prefix; pod keys only for pod-bound tokens. Pure."""
-    metadata = {NAMESPACE_KEY: account.namespace, SA_NAME_KEY: account.name, SA_UID_KEY: account.uid}
+    metadata = {
+        K8S_NAMESPACE: account.namespace,
+        K8S_SERVICEACCOUNT_NAME: account.name,
+        K8S_SERVICEACCOUNT_UID: account.uid,
+    }
     if account.pod_name:
-        metadata[POD_NAME_KEY] = account.pod_name
+        metadata[K8S_POD_NAME] = account.pod_name
     if account.pod_uid:
-        metadata[POD_UID_KEY] = account.pod_uid
+        metadata[K8S_POD_UID] = account.pod_uid
     return metadata
 
 

@@ -16,6 +16,9 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
+from kubegate.contracts.metadata import RESERVED_PREFIX as RESERVED_METADATA_PREFIX
+from kubegate.contracts.metadata import TOKEN_DESCRIPTION as DESCRIPTION_METADATA
+from kubegate.contracts.metadata import TOKEN_NAME as NAME_METADATA
 from kubegate.kube import ApiError, ApiUnavailable
 from kubegate.methods.token.store import StaticTokenStore, TokenNotIssued
 from kubegate.resources.common import DNS_LABEL_PATTERN
@@ -33,9 +36,6 @@ from kubegate.web.routes import Authenticated, Route
 log = logging.getLogger(__name__)
 
 PATH = "/auth/v1/method/token"
-NAME_METADATA = "io.kubegate.auth.token.name"
-DESCRIPTION_METADATA = "io.kubegate.auth.token.description"
-RESERVED_METADATA_PREFIX = "io.kubegate.auth."
 REQUESTED_BY_ANNOTATION = "kubegate.dev/requested-by"
 CREATED_BY_LABEL = "kubegate.dev/created-by"
 GENERATE_NAME = "token-"

@@ -8,23 +8,23 @@ that creates it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from kubegate.contracts.api_paths import path_for
-from kubegate.kube import KubeClient, NotFound
+from kubegate.contracts.timestamps import format_time
+from kubegate.contracts.token_secret import stored_token, stored_token_id
+from kubegate.kube import KubeApi, NotFound
 from kubegate.resources.statictoken import StaticToken
 
-TOKEN_KEY = "token"
-TOKEN_ID_KEY = "tokenId"
 _POLL_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
 class IssuedToken:
+    """The token the operator issued for a StaticToken the server created, with its plaintext."""
+
     namespace: str
     name: str
     token_id: str
@@ -64,7 +64,7 @@ class StaticTokenStore(Protocol):
 
 
 class KubeStaticTokenStore:
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: KubeApi) -> None:
         self._client = client
 
     async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
@@ -105,13 +105,8 @@ class KubeStaticTokenStore:
             secret = await self._client.get(path_for(plural="secrets", namespace=namespace, name=secret_name))
         except NotFound:
             return None
-        data = secret.get("data") or {}
-        try:
-            stored_id = base64.b64decode(data.get(TOKEN_ID_KEY, ""), validate=True).decode("ascii")
-            token = base64.b64decode(data.get(TOKEN_KEY, ""), validate=True).decode("ascii")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
-        if stored_id != token_id or not token:
+        token = stored_token(secret)
+        if stored_token_id(secret) != token_id or token is None:
             return None  # rotated between the two reads: read the status again
         return IssuedToken(namespace=namespace, name=name, token_id=token_id, token=token)
 
@@ -123,7 +118,7 @@ class KubeStaticTokenStore:
 
     async def expire(self, namespace: str, name: str, at: datetime) -> None:
         # A merge patch with null removes ttl, which excludes expiresAt (the CRD refuses both).
-        patch = {"spec": {"expiresAt": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "ttl": None}}
+        patch = {"spec": {"expiresAt": format_time(at), "ttl": None}}
         await self._client.patch(StaticToken.path(namespace=namespace, name=name), patch)
 
 

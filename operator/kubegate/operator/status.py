@@ -1,0 +1,60 @@
+"""Writes what a reconciler concluded about a kubegate resource, where users and tools read it: the status
+(kstatus conditions, observedGeneration, the kind's own fields) and, when the resource turns stalled or
+expired, a Warning Event. Works for any reconciled kind (StaticToken, OIDCProvider).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kubegate.kube import ApiUnavailable, Conflict, KubeApi, NotFound
+from kubegate.operator import conditions
+from kubegate.operator.conditions import Outcome
+from kubegate.operator.events import EventPoster
+from kubegate.resources.kinds import ResourceKind
+
+
+class Retry(Exception):  # noqa: N818 - tells the caller what to do
+    """A transient failure (API unavailable, write conflict): reconcile again after a backoff."""
+
+
+class StatusWriter:
+    """The status writer of one resource kind."""
+
+    def __init__(self, *, kind: type[ResourceKind], client: KubeApi, events: EventPoster) -> None:
+        """`kind`: the resource class whose objects' status this writes.
+        `events`: posts the Warning Event of a change to stalled or expired."""
+        self._kind = kind
+        self._client = client
+        self._events = events
+
+    async def write(self, body: dict[str, Any], outcome: Outcome, fields: dict[str, Any], *, now: datetime) -> None:
+        """Make `body`'s status say `outcome`, with `fields` beside the conditions; no write when it says so already.
+
+        `body` is the object as last read. Raises Retry on transient failures; a resource deleted meanwhile
+        is left alone.
+        """
+        meta = body["metadata"]
+        status = body.get("status") or {}
+        previous_ready = next(
+            (c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Ready"), None
+        )
+        new = {
+            **fields,
+            "observedGeneration": meta.get("generation"),
+            "conditions": conditions.conditions_for(
+                outcome, generation=int(meta.get("generation") or 0), now=now, current=status.get("conditions")
+            ),
+        }
+        if all(status.get(k) == v for k, v in new.items()):
+            return
+        if outcome.kind in ("stalled", "expired") and (previous_ready or {}).get("reason") != outcome.reason:
+            await self._events.post(body, type_="Warning", reason=outcome.reason, message=outcome.message)
+        path = self._kind.path(namespace=meta.get("namespace"), name=meta["name"], subresource="status")
+        try:
+            await self._client.patch(path, {"status": new})
+        except NotFound:
+            return
+        except (ApiUnavailable, Conflict) as exc:
+            raise Retry(str(exc)) from exc
