@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Container
 from typing import Protocol
 
-from kubegate.verify.classify import Kind, classify, looks_like_jwt
+from kubegate.verify.classify import Kind, classify
+from kubegate.verify.jwt_segments import looks_like_jwt
 from kubegate.verify.errors import Unauthenticated
 from kubegate.verify.model import Authentication
 from kubegate.verify.static_tokens import StaticTokenIndex, token_digest
