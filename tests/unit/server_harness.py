@@ -19,7 +19,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
@@ -34,6 +33,7 @@ from kubegate.server.signing_keys import SigningKeys
 from kubegate.settings import ADMIN_GROUP, ServerSettings
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
+from kubegate.verify.client_tokens import JwksClientTokenVerifier
 
 SOURCE = "kubegate-static-tokens-1-000"
 
@@ -139,7 +139,7 @@ class Harness:
         self._entries: dict[str, list[TokenEntry]] = defaultdict(list)
         self.signing_keys: SigningKeys | None = None
         self.revocations: Revocations | None = None
-        self.client_tokens: ClientTokenVerifier | None = None
+        self.client_tokens: JwksClientTokenVerifier | None = None
         self.exchange: Exchange | None = None
 
     @property

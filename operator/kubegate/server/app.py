@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.client_tokens.keys import public_keys
 from kubegate.kube import KubeClient, load_connection
 from kubegate.kube.paths import path_for
 from kubegate.kube.reflector import Reflector
@@ -47,6 +47,7 @@ from kubegate.server.signing_keys import SigningKeys
 from kubegate.server.tls import ReloadingTLS
 from kubegate.settings import ServerSettings
 from kubegate.verify import StaticTokenIndex, Verifier
+from kubegate.verify.client_tokens import JwksClientTokenVerifier
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class ClientTokens:
 
     signing_keys: SigningKeys
     revocations: Revocations
-    verifier: ClientTokenVerifier
+    verifier: JwksClientTokenVerifier
     watches: tuple[Reflector, ...]
 
 
@@ -132,10 +133,10 @@ def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens 
     namespace = settings.operator_namespace
     signing_keys = SigningKeys()
     revocations = Revocations(client, namespace)
-    verifier = ClientTokenVerifier(
+    verifier = JwksClientTokenVerifier(
         issuer=settings.issuer_url,
         audience=settings.client_token_audience,
-        keys=signing_keys.current,
+        keys=public_keys(signing_keys.current),
         revoked=revocations.contains,
     )
     watches = (

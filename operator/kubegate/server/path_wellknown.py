@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kubegate.client_tokens.keys import ALGORITHM
 from kubegate.server.context import context_of
 from kubegate.server.errors import not_found, unavailable
 from kubegate.server.routing import add_route
+from kubegate.verify.client_tokens import ALGORITHM
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/.well-known/jwks.json"

@@ -1,6 +1,7 @@
 """The verification engine: one path from a credential to an `Authentication`, for every surface."""
 
 from kubegate.verify.classify import CLIENT_TOKEN_TYP, Kind, classify
+from kubegate.verify.client_tokens import JwksClientTokenVerifier, PublicKeySet
 from kubegate.verify.credentials import COOKIE_NAME, credential_from
 from kubegate.verify.engine import ClientTokenVerifier, OidcVerifier, Verifier
 from kubegate.verify.errors import UNAUTHENTICATED_MESSAGE, Unauthenticated, VerifierUnavailable
@@ -14,9 +15,11 @@ __all__ = [
     "Authentication",
     "ClientTokenVerifier",
     "Identity",
+    "JwksClientTokenVerifier",
     "Kind",
     "Method",
     "OidcVerifier",
+    "PublicKeySet",
     "StaticTokenIndex",
     "StaticTokenRecord",
     "Unauthenticated",
