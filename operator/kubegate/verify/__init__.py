@@ -3,7 +3,7 @@
 from kubegate.verify.classify import CLIENT_TOKEN_TYP, Kind, classify
 from kubegate.verify.client_tokens import JwksClientTokenVerifier, PublicKeySet
 from kubegate.verify.credentials import COOKIE_NAME, credential_from
-from kubegate.verify.engine import ClientTokenVerifier, OidcVerifier, Verifier
+from kubegate.verify.engine import ClientTokenVerifier, OidcVerifier, OpaqueTokenVerifier, Verifier
 from kubegate.verify.errors import UNAUTHENTICATED_MESSAGE, Unauthenticated, VerifierUnavailable
 from kubegate.verify.model import Authentication, Identity, Method
 from kubegate.verify.static_tokens import StaticTokenIndex, StaticTokenRecord, token_digest
@@ -19,6 +19,7 @@ __all__ = [
     "Kind",
     "Method",
     "OidcVerifier",
+    "OpaqueTokenVerifier",
     "PublicKeySet",
     "StaticTokenIndex",
     "StaticTokenRecord",
