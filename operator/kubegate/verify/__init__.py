@@ -6,6 +6,7 @@ from kubegate.verify.credentials import COOKIE_NAME, credential_from
 from kubegate.verify.engine import ClientTokenVerifier, OidcVerifier, OpaqueTokenVerifier, Verifier
 from kubegate.verify.errors import UNAUTHENTICATED_MESSAGE, Unauthenticated, VerifierUnavailable
 from kubegate.verify.model import Authentication, Identity, Method
+from kubegate.verify.requirements import Requirement
 from kubegate.verify.static_tokens import StaticTokenIndex, StaticTokenRecord, token_digest
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OidcVerifier",
     "OpaqueTokenVerifier",
     "PublicKeySet",
+    "Requirement",
     "StaticTokenIndex",
     "StaticTokenRecord",
     "Unauthenticated",
