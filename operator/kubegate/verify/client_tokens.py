@@ -53,7 +53,11 @@ class PublicKeySet:
 
 
 class JwksClientTokenVerifier:
-    """The engine's `ClientTokenVerifier`: kubegate's client tokens, verified with the published keys."""
+    """The engine's `ClientTokenVerifier`: kubegate's client tokens, verified with the published keys.
+
+    `keys` returns the current public keys (None while none are published) and is called on every
+    verification; `revoked` tells whether a token id is on the deny-list.
+    """
 
     def __init__(
         self,
@@ -65,10 +69,6 @@ class JwksClientTokenVerifier:
         clock: Callable[[], float] = time.time,
         leeway: float = 30.0,
     ) -> None:
-        """
-        `keys`: the current public keys, None while none are published; called on every verification.
-        `revoked`: whether a token id is on the deny-list.
-        """
         self._issuer = issuer
         self._audience = audience
         self._keys = keys
