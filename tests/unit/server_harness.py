@@ -19,7 +19,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
@@ -33,6 +32,7 @@ from kubegate.state.revocations import Revocations
 from kubegate.state.signing_keys import SigningKeys
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
+from kubegate.verify.client_tokens import JwksClientTokenVerifier
 from kubegate.web.aiohttp_adapter.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
 
 SOURCE = "kubegate-static-tokens-1-000"
@@ -140,7 +140,7 @@ class Harness:
         self.signing_keys: SigningKeys | None = None
         self.revocations: Revocations | None = None
         self.deny_list: DenyListWriter | None = None
-        self.client_tokens: ClientTokenVerifier | None = None
+        self.client_tokens: JwksClientTokenVerifier | None = None
         self.exchange: Exchange | None = None
 
     @property

@@ -2,6 +2,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -12,8 +14,10 @@ from joserfc.jwk import KeySet as JoseKeySet
 
 from kubegate.client_tokens import keys
 from kubegate.client_tokens.mint import mint
-from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.verify import client_tokens as verify_client_tokens
+from kubegate.verify.client_tokens import JwksClientTokenVerifier, PublicKeySet
 from kubegate.verify.errors import Unauthenticated
+from kubegate.verify.jwks import es256_keys
 from kubegate.verify.model import Method
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -41,11 +45,12 @@ def token(ks: keys.KeySet, *, key: keys.SigningKey | None = None, **overrides: o
     return mint(key or ks.active(), **args)  # type: ignore[arg-type]
 
 
-def verifier(ks: keys.KeySet | None, *, now: datetime = T0, revoked: set[str] | None = None) -> ClientTokenVerifier:
-    return ClientTokenVerifier(
+def verifier(ks: keys.KeySet | None, *, now: datetime = T0, revoked: set[str] | None = None) -> JwksClientTokenVerifier:
+    public = None if ks is None else ks.public()
+    return JwksClientTokenVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
-        keys=lambda: ks,
+        keys=lambda: public,
         revoked=lambda jti: jti in (revoked or set()),
         clock=now.timestamp,
     )
@@ -202,10 +207,10 @@ def test_repeat_verifications_still_check_expiry_revocation_and_key_withdrawal()
     now = [T0]
     revoked: set[str] = set()
     current: list[keys.KeySet | None] = [ks]
-    v = ClientTokenVerifier(
+    v = JwksClientTokenVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
-        keys=lambda: current[0],
+        keys=keys.public_keys(lambda: current[0]),
         revoked=lambda jti: jti in revoked,
         clock=lambda: now[0].timestamp(),  # noqa: PLW0108 - reads the clock the test moves
     )
@@ -224,3 +229,78 @@ def test_repeat_verifications_still_check_expiry_revocation_and_key_withdrawal()
     current[0] = keys.initial(T0, max_token_lifetime=timedelta(hours=1))  # the old key withdrawn
     with pytest.raises(Unauthenticated):
         v.verify_now(third)
+
+
+def test_verifiers_get_the_published_jwks_and_nothing_private() -> None:
+    ks = keys.rotate(keyset(), T0)
+    public = ks.public()
+    assert public.jwks == ks.jwks()
+    assert public.max_token_lifetime_seconds == ks.max_token_lifetime_seconds
+    private = {**ks.active().public_jwk(), "d": ks.active().private_jwk["d"]}
+    with pytest.raises(ValueError, match="private members") as refused:
+        PublicKeySet(jwks={"keys": [private]}, max_token_lifetime_seconds=3600)
+    assert ks.active().private_jwk["d"] not in str(refused.value)
+
+
+def test_keys_are_parsed_once_for_each_key_set_not_for_each_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[object] = []
+
+    def counting(jwks: object) -> object:
+        parsed.append(jwks)
+        return es256_keys(jwks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify_client_tokens, "es256_keys", counting)
+    ks = keyset()
+    current = [ks]
+    v = JwksClientTokenVerifier(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        keys=keys.public_keys(lambda: current[0]),
+        revoked=lambda jti: False,
+        clock=T0.timestamp,
+    )
+    for token_id in ("a", "b", "c"):
+        v.verify_now(token(ks, token_id=token_id))
+    assert len(parsed) == 1
+    current[0] = keys.rotate(ks, T0)
+    v.verify_now(token(current[0], token_id="d"))
+    v.verify_now(token(ks, token_id="e"))
+    assert len(parsed) == 2
+
+
+def test_a_token_signed_by_a_key_not_published_for_es256_signatures_is_refused() -> None:
+    ks = keyset()
+    published = ks.jwks()
+    published["keys"][0]["use"] = "enc"
+    public = PublicKeySet(jwks=published, max_token_lifetime_seconds=3600)
+    v = JwksClientTokenVerifier(
+        issuer=ISSUER, audience=AUDIENCE, keys=lambda: public, revoked=lambda jti: False, clock=T0.timestamp
+    )
+    with pytest.raises(Unauthenticated) as refused:
+        v.verify_now(token(ks))
+    assert refused.value.reason == "unknown"
+
+
+def test_the_verified_claims_are_kept_but_never_serialized() -> None:
+    ks = keyset()
+    auth = verifier(ks).verify_now(token(ks))
+    assert auth.identity.claims["jti"] == "tid-1"
+    assert auth.identity.claims["iss"] == ISSUER
+    assert auth.identity.claims["groups"] == ["deployers"]
+    body = json.loads(auth.model_dump_json(by_alias=True))
+    assert set(body) == {"id", "method", "expiresAt", "createdAt", "updatedAt", "metadata", "identity"}
+    assert body["identity"] == {"username": "serviceaccount:apps:deployer", "uid": "sa-uid", "groups": ["deployers"]}
+    assert "claims" not in repr(auth)
+    assert hash(auth.identity) == hash(auth.identity.model_copy(update={"claims": {}}))
+
+
+def test_the_verification_core_loads_no_private_key_code() -> None:
+    # Applications embed the verification core: minting, key generation and the server stay out of it.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, kubegate.verify; print(' '.join(sorted(sys.modules)))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "kubegate.verify.client_tokens" in loaded
+    assert not [m for m in loaded if m.startswith(("kubegate.client_tokens", "kubegate.server", "kopf", "aiohttp"))]

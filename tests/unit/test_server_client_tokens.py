@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient
 from server_harness import FakeConfigMaps, Harness, bearer
 
 from kubegate.client_tokens import keys
-from kubegate.client_tokens.verifier import ClientTokenVerifier
 from kubegate.methods.kubernetes.bindings import Binding
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.kubernetes.http import INVALID_TOKEN_MESSAGE
@@ -23,6 +22,7 @@ from kubegate.server.deny_list import DenyListWriter
 from kubegate.settings import ServerSettings
 from kubegate.state.revocations import Revocations
 from kubegate.state.signing_keys import SigningKeys
+from kubegate.verify.client_tokens import JwksClientTokenVerifier
 
 ISSUER = "https://kubegate.test"
 
@@ -77,8 +77,8 @@ async def setup() -> AsyncIterator[tuple[Harness, Reviews, TestClient[Any, Any],
     harness.signing_keys = signing
     harness.revocations = revocations
     harness.deny_list = DenyListWriter(configmaps, "kubegate-system", revocations)  # type: ignore[arg-type]
-    harness.client_tokens = ClientTokenVerifier(
-        issuer=ISSUER, audience="kubegate", keys=signing.current, revoked=revocations.contains
+    harness.client_tokens = JwksClientTokenVerifier(
+        issuer=ISSUER, audience="kubegate", keys=keys.public_keys(signing.current), revoked=revocations.contains
     )
     harness.exchange = Exchange(
         review=reviews,
@@ -126,7 +126,11 @@ async def test_flipt_documented_call_works(
 
     self_response = await client.get("/auth/v1/self", headers=bearer(body["clientToken"]))
     assert self_response.status == 200
-    assert (await self_response.json())["id"] == auth["id"]
+    # The verified claims stay in memory: the answer keeps Flipt's shape.
+    assert await self_response.json() == {
+        **auth,
+        "identity": {"username": "serviceaccount:apps:web", "uid": "sa-uid", "groups": ["web-apps"]},
+    }
     verify = await client.get("/auth/v1/verify", headers=bearer(body["clientToken"]))
     assert verify.status == 200
     assert verify.headers["X-Auth-Request-User"] == "serviceaccount:apps:web"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubegate.contracts.token_format import hash_token
+from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import (
     CLIENT_TOKEN_TYP,
@@ -155,3 +155,66 @@ async def test_a_static_token_is_never_sent_to_a_provider() -> None:
     with pytest.raises(Unauthenticated):
         await verifier.verify("kg_unknown-opaque-token")
     assert oidc.calls == []
+
+
+class RecordingOpaque:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def verify(self, token: str) -> Authentication:
+        self.calls.append(token)
+        return _authentication(Method.OIDC)
+
+
+GENERATED = generate_token("kg_")
+
+
+@pytest.mark.parametrize(
+    ("credential", "prefix"),
+    [
+        (GENERATED, ""),  # the shape of a generated token, with any prefix
+        (generate_token(), ""),  # ... or none
+        ("kg_brought-token", "kg_"),  # the configured prefix, on a token of any shape
+    ],
+    ids=["generated-prefixed", "generated-unprefixed", "configured-prefix"],
+)
+def test_an_unknown_kubegate_token_is_refused_at_once_and_never_reaches_the_opaque_verifier(
+    credential: str, prefix: str
+) -> None:
+    opaque = RecordingOpaque()
+    verifier = Verifier(static_tokens=index_with("secret", expires_at=None), opaque=opaque, static_token_prefix=prefix)
+    with pytest.raises(Unauthenticated) as refused:
+        verifier.verify_now(credential)  # no await needed to refuse it
+    assert refused.value.reason == "unknown"
+    assert opaque.calls == []
+
+
+async def test_an_unknown_opaque_credential_goes_to_the_opaque_verifier() -> None:
+    opaque = RecordingOpaque()
+    verifier = Verifier(static_tokens=index_with("secret", expires_at=None), opaque=opaque, static_token_prefix="kg_")
+    assert verifier.verify_now("provider-opaque-token") is None  # to be awaited
+    assert (await verifier.verify("provider-opaque-token")).method is Method.OIDC
+    assert (await verifier.verify("brought.with.dots")).method is Method.OIDC
+    assert opaque.calls == ["provider-opaque-token", "brought.with.dots"]
+
+
+async def test_known_and_expired_static_tokens_never_reach_the_opaque_verifier() -> None:
+    opaque = RecordingOpaque()
+    verifier = Verifier(
+        static_tokens=index_with("secret", expires_at=NOW), opaque=opaque, clock=lambda: at(NOW - timedelta(seconds=1))
+    )
+    assert (await verifier.verify("secret")).method is Method.TOKEN
+    expired = Verifier(static_tokens=index_with("secret", expires_at=NOW), opaque=opaque, clock=lambda: at(NOW))
+    with pytest.raises(Unauthenticated) as refused:
+        await expired.verify("secret")
+    assert refused.value.reason == "expired"
+    assert opaque.calls == []
+
+
+async def test_without_an_opaque_verifier_an_unknown_credential_is_refused_at_once() -> None:
+    verifier = Verifier(static_tokens=index_with("secret", expires_at=None))
+    with pytest.raises(Unauthenticated) as now:
+        verifier.verify_now("provider-opaque-token")
+    with pytest.raises(Unauthenticated) as later:
+        await verifier.verify("provider-opaque-token")
+    assert now.value.reason == later.value.reason == "unknown"

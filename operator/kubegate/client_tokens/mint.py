@@ -7,8 +7,9 @@ from datetime import datetime
 
 import jwt
 
-from kubegate.client_tokens.keys import ALGORITHM, SigningKey
+from kubegate.client_tokens.keys import SigningKey
 from kubegate.verify.classify import CLIENT_TOKEN_TYP
+from kubegate.verify.client_tokens import ALGORITHM
 
 
 def mint(

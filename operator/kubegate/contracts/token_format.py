@@ -14,6 +14,8 @@ import uuid
 TOKEN_BYTES = 32
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}_$")
 MAX_TOKEN_LENGTH = 4096
+_GENERATED_RE = re.compile(r"^(?:[a-z][a-z0-9]{0,15}_)?[A-Za-z0-9_-]{43}=$")
+"""What `generate_token` produces, with any valid prefix."""
 
 
 def generate_token(prefix: str = "") -> str:
@@ -59,3 +61,9 @@ def is_visible_ascii(text: str) -> bool:
     """Whether every character of `text` is visible ASCII (0x21-0x7E): no space, no control character (so
     no CR/LF), nothing beyond ASCII. String methods rather than a regex: this runs on every request."""
     return text.isascii() and text.isprintable() and " " not in text
+
+
+def is_generated_shape(token: str) -> bool:
+    """Whether the text has the shape `generate_token` produces, with any prefix: such a credential is a
+    kubegate static token (known or not), never an opaque token of an OIDC provider."""
+    return len(token) <= MAX_TOKEN_LENGTH and _GENERATED_RE.match(token) is not None

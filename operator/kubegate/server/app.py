@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubegate.client_tokens.verifier import ClientTokenVerifier
+from kubegate.client_tokens.keys import public_keys
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import KubeClient, load_connection
 from kubegate.kube.reflector import Reflector
@@ -42,6 +42,7 @@ from kubegate.state.readiness import Readiness
 from kubegate.state.revocations import Revocations
 from kubegate.state.signing_keys import SigningKeys
 from kubegate.verify import StaticTokenIndex, Verifier
+from kubegate.verify.client_tokens import JwksClientTokenVerifier
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
 from kubegate.web.aiohttp_adapter.app import Application, build_application
 from kubegate.web.aiohttp_adapter.listener import listening
@@ -164,7 +165,7 @@ class ClientTokens:
     signing_keys: SigningKeys
     revocations: Revocations
     deny_list: DenyListWriter
-    verifier: ClientTokenVerifier
+    verifier: JwksClientTokenVerifier
     watches: tuple[Reflector, ...]
 
 
@@ -175,10 +176,10 @@ def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens 
     namespace = settings.operator_namespace
     signing_keys = SigningKeys()
     revocations = Revocations()
-    verifier = ClientTokenVerifier(
+    verifier = JwksClientTokenVerifier(
         issuer=settings.issuer_url,
         audience=settings.client_token_audience,
-        keys=signing_keys.current,
+        keys=public_keys(signing_keys.current),
         revoked=revocations.contains,
     )
     watches = (

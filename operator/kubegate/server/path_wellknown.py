@@ -7,8 +7,8 @@ discovery document names only what a verifier needs.
 
 from __future__ import annotations
 
-from kubegate.client_tokens.keys import ALGORITHM
 from kubegate.state.signing_keys import SigningKeys
+from kubegate.verify.client_tokens import ALGORITHM
 from kubegate.web.errors import not_found, unavailable
 from kubegate.web.request import Request
 from kubegate.web.responses import Response, json_document

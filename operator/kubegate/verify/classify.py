@@ -11,21 +11,15 @@ network call. Nothing read here is trusted: the verifier of the chosen kind chec
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from collections.abc import Container
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from kubegate.verify.jwt_segments import read_jwt
+
 CLIENT_TOKEN_TYP = "kubegate-client+jwt"
 """The `typ` header of kubegate client tokens (explicit typing, RFC 8725 section 3.11)."""
-
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-# A JWT header or payload larger than this is not one kubegate or a provider would send.
-_MAX_SEGMENT = 8 * 1024
 
 
 class Kind(StrEnum):
@@ -47,28 +41,21 @@ class Classified:
 STATIC = Classified(Kind.STATIC)
 
 
-def looks_like_jwt(credential: str) -> bool:
-    """Whether `credential` has a JWT's three segments; one that has not is a static token."""
-    return credential.count(".") == 2
-
-
 def classify(credential: str, *, client_issuer: str | None, oidc_issuers: Container[str]) -> Classified:
     """The kind of `credential`; `client_issuer` is None while kubegate issues no client tokens."""
-    if not looks_like_jwt(credential):
+    token = read_jwt(credential)
+    if token is None:
         return STATIC
-    header_part, payload_part, signature = credential.split(".")
-    header = json_segment(header_part)
-    if header is None or not isinstance(header.get("alg"), str):
-        # Dots alone do not make a JWT: a brought static token may contain two.
-        return STATIC
-    if not _SEGMENT.fullmatch(signature) or header["alg"].lower() == "none":
+    if not token.signed:
         return Classified(Kind.REJECTED, reason="unsigned or malformed JWT")
-    payload = json_segment(payload_part)
-    issuer = payload.get("iss") if payload is not None else None
+    issuer = token.payload.get("iss") if token.payload is not None else None
     if not isinstance(issuer, str):
         return Classified(Kind.REJECTED, reason="JWT payload without an iss claim")
     return _by_issuer(
-        issuer, typed_client=is_client_typ(header.get("typ")), client_issuer=client_issuer, oidc_issuers=oidc_issuers
+        issuer,
+        typed_client=is_client_typ(token.header.get("typ")),
+        client_issuer=client_issuer,
+        oidc_issuers=oidc_issuers,
     )
 
 
@@ -92,15 +79,3 @@ def is_client_typ(typ: Any) -> bool:
         return False
     value = typ.lower()
     return value in (CLIENT_TOKEN_TYP, "application/" + CLIENT_TOKEN_TYP)
-
-
-def json_segment(segment: str) -> dict[str, Any] | None:
-    """One JWT segment (header or payload) as a JSON object, decoded without any verification; None if it is
-    not one."""
-    if not segment or len(segment) > _MAX_SEGMENT or not _SEGMENT.fullmatch(segment):
-        return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return decoded if isinstance(decoded, dict) else None

@@ -1,8 +1,8 @@
 """The one verification engine: every surface (API, TokenReview webhook, forward auth, decorators) calls it.
 
 It classifies the credential first (see `classify`), then hands it to the verifier of its kind. Client
-tokens and OIDC access tokens plug in through the protocols below; until a verifier is plugged in, its
-kind is refused like any unknown credential.
+tokens, OIDC access tokens and opaque tokens plug in through the protocols below; until a verifier is
+plugged in, its kind is refused like any unknown credential.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Container
 from typing import Protocol
 
-from kubegate.contracts.token_format import token_digest
-from kubegate.verify.classify import Kind, classify, looks_like_jwt
+from kubegate.contracts.token_format import is_generated_shape, token_digest
+from kubegate.verify.classify import Kind, classify
 from kubegate.verify.errors import Unauthenticated
+from kubegate.verify.jwt_segments import looks_like_jwt
 from kubegate.verify.model import Authentication
 from kubegate.verify.static_tokens import StaticTokenIndex
 
@@ -42,10 +43,19 @@ class OidcVerifier(Protocol):
         ...
 
     async def verify(self, token: str, *, issuer: str | None) -> Authentication:
-        """Verify a JWT of `issuer`, or an opaque token (`issuer` None) by introspection.
+        """Verify a JWT whose (unverified) `iss` is `issuer`; opaque tokens go to an `OpaqueTokenVerifier`.
 
         Raise Unauthenticated when it is invalid, VerifierUnavailable when the provider cannot be reached.
         """
+        ...
+
+
+class OpaqueTokenVerifier(Protocol):
+    """Verifies credentials that are neither JWTs nor known static tokens (OIDC token introspection)."""
+
+    async def verify(self, token: str) -> Authentication:
+        """Raise Unauthenticated when no provider vouches for `token`, VerifierUnavailable when one cannot be
+        asked now."""
         ...
 
 
@@ -60,11 +70,22 @@ class Verifier:
         static_tokens: StaticTokenIndex,
         client_tokens: ClientTokenVerifier | None = None,
         oidc: OidcVerifier | None = None,
+        opaque: OpaqueTokenVerifier | None = None,
+        static_token_prefix: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """
+        `opaque`: asked about a credential that is not JWT-shaped and not a known static token, unless the
+        credential looks like a kubegate static token (see `_may_be_opaque`); None: such credentials are
+        refused at once.
+        `static_token_prefix`: the prefix of kubegate's generated static tokens (the operator's
+        `token_prefix`), so that a credential carrying it is never sent to an opaque-token verifier.
+        """
         self.static_tokens = static_tokens
         self._client_tokens = client_tokens
         self._oidc = oidc
+        self._opaque = opaque
+        self._static_token_prefix = static_token_prefix
         self._clock = clock
         self._client_issuer = client_tokens.issuer if client_tokens is not None else None
         self._oidc_issuers = oidc.issuers if oidc is not None else _NO_ISSUERS
@@ -76,7 +97,11 @@ class Verifier:
         """
         classified = classify(credential, client_issuer=self._client_issuer, oidc_issuers=self._oidc_issuers)
         if classified.kind is Kind.STATIC:
-            return self.verify_static(credential)
+            authentication = self.verify_static(credential)
+            if authentication is None:
+                assert self._opaque is not None
+                return await self._opaque.verify(credential)
+            return authentication
         if classified.kind is Kind.CLIENT and self._client_tokens is not None:
             return await self._client_tokens.verify(credential)
         if classified.kind is Kind.OIDC and self._oidc is not None:
@@ -88,19 +113,33 @@ class Verifier:
         """The authentication of a credential that needs no waiting, or None when `verify` must be awaited.
 
         Not JWT-shaped means a static token: looked up in memory (raises Unauthenticated when unknown or
-        expired). The shortcut saves the hot path a coroutine; `verify` decides every other credential.
+        expired), or, when unknown, possibly an opaque token for `verify` to hand on. The shortcut saves the
+        hot path a coroutine; `verify` decides every other credential.
         """
         if looks_like_jwt(credential):
             return None
         return self.verify_static(credential)
 
-    def verify_static(self, credential: str) -> Authentication:
-        # Opaque OIDC tokens (introspection) will be tried here when the hash is unknown, once providers
-        # that allow it are configured.
-        digest = token_digest(credential)
-        record = self.static_tokens.lookup(digest)
+    def verify_static(self, credential: str) -> Authentication | None:
+        """The authentication of a known static token; None when `credential` is unknown but may be an opaque
+        token for the opaque-token verifier. Raises Unauthenticated when it is expired, or unknown and not
+        for the opaque-token verifier."""
+        record = self.static_tokens.lookup(token_digest(credential))
         if record is None:
+            if self._may_be_opaque(credential):
+                return None
             raise Unauthenticated("unknown")
         if record.expired(self._clock()):
             raise Unauthenticated("expired")
         return self.static_tokens.authentication(record)
+
+    def _may_be_opaque(self, credential: str) -> bool:
+        """Whether an unknown credential goes to the opaque-token verifier: only when one is configured, and
+        never a credential shaped like a kubegate static token (the configured prefix, or the shape of a
+        generated token with any prefix): an unknown, revoked or mistyped kubegate token must not reach an
+        identity provider."""
+        if self._opaque is None:
+            return False
+        if self._static_token_prefix and credential.startswith(self._static_token_prefix):
+            return False
+        return not is_generated_shape(credential)

@@ -6,12 +6,12 @@ camelCase on the wire, every field present.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -37,6 +37,14 @@ class Identity(ResponseModel):
     uid: str
     """Identifies the credential's owner across renames; for a static token, its token id."""
     groups: tuple[str, ...] = ()
+    claims: Mapping[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    """The verified claims (JSON values) behind this identity, for requirements on more than groups: a client
+    token's JWT claims; none for a static token. Never serialized: API answers show username, uid and groups
+    only, and claims may hold personal data."""
+
+    def __hash__(self) -> int:
+        # Claims are JSON (dicts, lists): identities equal in all else but their claims may share a hash.
+        return hash((self.username, self.uid, self.groups))
 
 
 class Authentication(ResponseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubegate.verify.classify import json_segment
+from kubegate.verify.jwt_segments import read_jwt
 
 SA_PREFIX = "system:serviceaccount:"
 
@@ -18,13 +18,8 @@ SA_PREFIX = "system:serviceaccount:"
 def unverified_payload(token: str) -> dict[str, Any] | None:
     """The claims of a JWT-shaped token (a header naming an algorithm, a JSON payload, a signature); None
     for anything else."""
-    parts = token.split(".")
-    if len(parts) != 3 or not parts[2]:
-        return None
-    header = json_segment(parts[0])
-    if header is None or not isinstance(header.get("alg"), str) or header["alg"].lower() == "none":
-        return None
-    return json_segment(parts[1])
+    jwt = read_jwt(token)
+    return jwt.payload if jwt is not None and jwt.signed else None
 
 
 def claimed_account(token: str) -> tuple[str, str] | None:

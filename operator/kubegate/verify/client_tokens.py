@@ -1,21 +1,31 @@
-"""Verify client tokens offline: explicit type, ES256 only, a published kid, issuer, audience, lifetime,
-deny-list. What passes becomes an `Authentication` like any other credential's."""
+"""Verify client tokens offline, from public keys alone: explicit type, ES256 only, a published kid,
+issuer, audience, lifetime, deny-list. What passes becomes an `Authentication` like any other credential's.
+
+The keys come as a `PublicKeySet`: the JWKS kubegate publishes at `/.well-known/jwks.json` and the longest
+lifetime a client token may have. Private keys never reach this module (see `client_tokens/keys.py`,
+where they are generated, and `client_tokens/mint.py`, where they sign).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from kubegate.client_tokens.keys import ALGORITHM, KeySet
 from kubegate.contracts.token_format import token_digest
 from kubegate.verify.classify import is_client_typ
 from kubegate.verify.errors import Unauthenticated
+from kubegate.verify.jwks import ES256, check_public, es256_keys
+from kubegate.verify.jwt_segments import read_jwt
 from kubegate.verify.model import Authentication, Identity, Method
 
+ALGORITHM = ES256
+"""The only algorithm client tokens are signed with."""
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
 VERIFIED_CACHE_SIZE = 16_384
 """Tokens whose signature was verified, kept to skip ES256 on repeat requests (about 2 KiB each)."""
@@ -23,13 +33,38 @@ VERIFIED_CACHE_SIZE = 16_384
 _METHODS = {Method.KUBERNETES.value: Method.KUBERNETES, Method.OIDC.value: Method.OIDC}
 
 
-class ClientTokenVerifier:
+@dataclass(frozen=True, slots=True, eq=False)
+class PublicKeySet:
+    """What a verifier of client tokens needs: the published JWKS and the longest lifetime of a token.
+
+    Refuses a JWKS with any private member (ValueError). A provider hands out the same object while the
+    keys are unchanged: the verifier parses the keys again only when it gets a different object.
+    """
+
+    jwks: Mapping[str, Any]
+    """RFC 7517 `{"keys": [...]}`, each key with `kid`, `alg` and `use`, as published."""
+    max_token_lifetime_seconds: int
+    """No client token lives longer (between `iat` and `exp`); one that claims to is refused."""
+
+    def __post_init__(self) -> None:
+        check_public(self.jwks)
+        if self.max_token_lifetime_seconds <= 0:
+            raise ValueError("the longest client-token lifetime must be positive")
+
+
+class JwksClientTokenVerifier:
+    """The engine's `ClientTokenVerifier`: kubegate's client tokens, verified with the published keys.
+
+    `keys` returns the current public keys (None while none are published) and is called on every
+    verification; `revoked` tells whether a token id is on the deny-list.
+    """
+
     def __init__(
         self,
         *,
         issuer: str,
         audience: str,
-        keys: Callable[[], KeySet | None],
+        keys: Callable[[], PublicKeySet | None],
         revoked: Callable[[str], bool],
         clock: Callable[[], float] = time.time,
         leeway: float = 30.0,
@@ -41,6 +76,8 @@ class ClientTokenVerifier:
         self._clock = clock
         self._leeway = leeway
         self._verified: dict[bytes, tuple[Authentication, float, str]] = {}
+        self._parsed_from: PublicKeySet | None = None
+        self._parsed: dict[str, ec.EllipticCurvePublicKey] = {}
 
     @property
     def issuer(self) -> str:
@@ -60,8 +97,7 @@ class ClientTokenVerifier:
         cached = self._verified.get(digest)
         if cached is not None:
             authentication, expires, kid = cached
-            keyset = self._keys()
-            if keyset is None or keyset.by_kid(kid) is None:
+            if kid not in self._published()[1]:
                 del self._verified[digest]
                 raise Unauthenticated("unknown")
             if self._clock() >= expires + self._leeway:
@@ -77,22 +113,32 @@ class ClientTokenVerifier:
         self._verified[digest] = (authentication, authentication.expires_at.timestamp(), kid)
         return authentication
 
+    def _published(self) -> tuple[PublicKeySet | None, Mapping[str, ec.EllipticCurvePublicKey]]:
+        """The current key set and its keys by kid, parsed once for each key set the provider hands out."""
+        public = self._keys()
+        if public is None:
+            return None, {}
+        if public is not self._parsed_from:
+            self._parsed = es256_keys(public.jwks)
+            self._parsed_from = public
+        return public, self._parsed
+
     def _verify_signed(self, token: str) -> tuple[Authentication, str]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthenticated("malformed") from None
+        unverified = read_jwt(token)
+        if unverified is None:
+            raise Unauthenticated("malformed")
+        header = unverified.header
         if not is_client_typ(header.get("typ")) or header.get("alg") != ALGORITHM:
             raise Unauthenticated("malformed")
-        keyset = self._keys()
+        public, keys = self._published()
         kid = header.get("kid")
-        key = keyset.by_kid(kid) if keyset is not None and isinstance(kid, str) else None
-        if key is None or keyset is None:
+        key = keys.get(kid) if isinstance(kid, str) else None
+        if key is None or public is None:
             raise Unauthenticated("unknown")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.public_key(),
+                key,
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
@@ -102,13 +148,14 @@ class ClientTokenVerifier:
             )
         except jwt.PyJWTError:
             raise Unauthenticated("unknown") from None
-        return self._authentication(claims, keyset), key.kid
+        assert isinstance(kid, str)
+        return self._authentication(claims, public), kid
 
-    def _authentication(self, claims: dict[str, Any], keyset: KeySet) -> Authentication:
+    def _authentication(self, claims: dict[str, Any], public: PublicKeySet) -> Authentication:
         issued, expires = claims["iat"], claims["exp"]
         if not isinstance(issued, int) or not isinstance(expires, int):
             raise Unauthenticated("malformed")
-        if expires - issued > keyset.max_token_lifetime_seconds + self._leeway:
+        if expires - issued > public.max_token_lifetime_seconds + self._leeway:
             # Longer than any key is kept: not a token kubegate signed under these settings.
             raise Unauthenticated("unknown")
         now = self._clock()
@@ -142,5 +189,5 @@ class ClientTokenVerifier:
             created_at=created,
             updated_at=created,
             metadata=metadata,
-            identity=Identity(username=subject, uid=uid, groups=tuple(groups)),
+            identity=Identity(username=subject, uid=uid, groups=tuple(groups), claims=claims),
         )

@@ -1,0 +1,136 @@
+"""Requirements on groups and claims: all, one, or at least N of a list of values, as FLAAT's `match`. Pure.
+
+One module for every check of the kind: token-management permissions ("one of the admin groups"), forward
+auth's `?group=` ("all of these"), and later requirements on any claim (entitlements, email). A claim holds
+a string or a list of strings: a string counts as a list of one, and a value that is not a string (a
+number, a list of numbers, an object) never satisfies anything, whatever it prints as.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from kubegate.verify.model import Authentication, Identity
+
+GROUPS = "groups"
+"""The claim an identity's groups are read from: `Identity.groups`, whatever the credential's kind."""
+
+Match: TypeAlias = Literal["all", "one"] | int
+Subject: TypeAlias = Authentication | Identity | Mapping[str, Any]
+"""What a requirement is checked against: a verification's result, or bare claims."""
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """`claim` must hold `match` of `values`: all of them, one of them, or at least N (N above the number of
+    distinct values means all of them).
+
+    Order and repetition of `values` do not matter. No values at all: `all` is met by anyone, `one` and N
+    by nobody (no one is a member of none of no groups).
+    """
+
+    values: tuple[str, ...]
+    match: Match = "all"
+    claim: str = GROUPS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.match, bool) or not (
+            self.match in ("all", "one") or (isinstance(self.match, int) and self.match >= 1)
+        ):
+            raise ValueError(f"match must be 'all', 'one' or a whole number of at least 1, not {self.match!r}")
+
+    @classmethod
+    def all_of(cls, values: Iterable[str], *, claim: str = GROUPS) -> Requirement:
+        return cls(tuple(values), "all", claim)
+
+    @classmethod
+    def one_of(cls, values: Iterable[str], *, claim: str = GROUPS) -> Requirement:
+        return cls(tuple(values), "one", claim)
+
+    @property
+    def needed(self) -> int:
+        """How many distinct values must be held."""
+        distinct = len(set(self.values))
+        if self.match == "all":
+            return distinct
+        return max(1, min(1 if self.match == "one" else self.match, distinct))
+
+    def evaluate(self, subject: Subject) -> Result:
+        held = held_values(subject, self.claim)
+        distinct = dict.fromkeys(self.values)
+        present = tuple(v for v in distinct if v in held)
+        missing = tuple(v for v in distinct if v not in held)
+        return Result(self, present=present, missing=missing)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Whether a requirement is met, and which of its values are held and which are not (each once, in the
+    requirement's order)."""
+
+    requirement: Requirement
+    present: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def satisfied(self) -> bool:
+        return len(self.present) >= self.requirement.needed
+
+    def detail(self) -> dict[str, Any]:
+        """The requirement as an error's metadata: `{"requirement": "group", "anyOf": [...]}` for one of some
+        groups, `{"requirement": "group", "allOf": [...], "missing": [...]}` for all of them, `atLeast` and
+        `of` for N of them; a claim other than groups says `"requirement": "claim"` and names the claim."""
+        requirement = self.requirement
+        detail: dict[str, Any] = (
+            {"requirement": "group"}
+            if requirement.claim == GROUPS
+            else {"requirement": "claim", "claim": requirement.claim}
+        )
+        values = list(requirement.values)
+        if requirement.match == "one":
+            detail["anyOf"] = values
+            return detail
+        if requirement.match == "all":
+            detail["allOf"] = values
+        else:
+            detail["atLeast"] = requirement.match
+            detail["of"] = values
+        detail["missing"] = list(self.missing)
+        return detail
+
+    def message(self, who: str, *, action: str | None = None) -> str:
+        """Why `who` is refused, for a 403: what `action` (such as "listing tokens") requires and what `who`
+        lacks."""
+        requirement = self.requirement
+        missing = ", ".join(self.missing)
+        groups = requirement.claim == GROUPS
+        if groups and action is None and requirement.match == "all":
+            return f"{who} is not a member of the required groups {missing}"
+        listed = ", ".join(requirement.values) or "(none configured)"
+        quantity = {"all": "all of", "one": "one of"}.get(str(requirement.match), f"at least {requirement.match} of")
+        if groups:
+            needs = f"membership in {quantity} the groups {listed}"
+            lacks = "is not a member" if requirement.match == "one" else f"is not a member of {missing}"
+        else:
+            needs = f"the claim {requirement.claim} to hold {quantity} the values {listed}"
+            lacks = "holds none of them" if requirement.match == "one" else f"does not hold {missing}"
+        return f"{action or 'access'} requires {needs}; {who} {lacks}"
+
+
+def held_values(subject: Subject, claim: str) -> tuple[str, ...]:
+    """The string values `subject` holds in `claim`. For an identity, groups are `Identity.groups` (what its
+    method granted) and other claims come from its verified claims."""
+    if isinstance(subject, Authentication):
+        subject = subject.identity
+    if isinstance(subject, Identity):
+        if claim == GROUPS:
+            return subject.groups
+        subject = subject.claims
+    value = subject.get(claim)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
