@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
@@ -29,7 +30,6 @@ from kubegate.server.metrics import Metrics
 from kubegate.settings import ADMIN_GROUP, ServerSettings
 from kubegate.state.config import ConfigState
 from kubegate.state.revocations import Revocations
-from kubegate.state.signing_keys import SigningKeys
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
 from kubegate.verify.client_tokens import JwksClientTokenVerifier
@@ -151,7 +151,7 @@ class Harness:
             verifier=Verifier(static_tokens=self.index, oidc=self.oidc, client_tokens=self.client_tokens),
             metrics=self.metrics,
             token_store=self.store,
-            signing_keys=self.signing_keys,
+            public_keys=self.signing_keys.public if self.signing_keys is not None else None,
             revocations=self.revocations,
             deny_list=self.deny_list,
             kubernetes_exchange=self.exchange,

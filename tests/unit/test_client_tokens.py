@@ -13,12 +13,13 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
 
 from kubegate.client_tokens import keys
+from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.client_tokens.mint import mint
+from kubegate.contracts.authentication import Method
+from kubegate.contracts.jwks import es256_keys
 from kubegate.verify import client_tokens as verify_client_tokens
 from kubegate.verify.client_tokens import JwksClientTokenVerifier, PublicKeySet
 from kubegate.verify.errors import Unauthenticated
-from kubegate.verify.jwks import es256_keys
-from kubegate.verify.model import Method
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 ISSUER, AUDIENCE = "https://kubegate.example", "kubegate"
@@ -206,11 +207,12 @@ def test_repeat_verifications_still_check_expiry_revocation_and_key_withdrawal()
     ks = keyset()
     now = [T0]
     revoked: set[str] = set()
-    current: list[keys.KeySet | None] = [ks]
+    current = SigningKeys()
+    current.keyset = ks
     v = JwksClientTokenVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
-        keys=keys.public_keys(lambda: current[0]),
+        keys=current.public.current,
         revoked=lambda jti: jti in revoked,
         clock=lambda: now[0].timestamp(),  # noqa: PLW0108 - reads the clock the test moves
     )
@@ -226,7 +228,7 @@ def test_repeat_verifications_still_check_expiry_revocation_and_key_withdrawal()
         v.verify_now(second)
     assert expired.value.reason == "expired"
     now[0] = T0
-    current[0] = keys.initial(T0, max_token_lifetime=timedelta(hours=1))  # the old key withdrawn
+    current.keyset = keys.initial(T0, max_token_lifetime=timedelta(hours=1))  # the old key withdrawn
     with pytest.raises(Unauthenticated):
         v.verify_now(third)
 
@@ -251,19 +253,21 @@ def test_keys_are_parsed_once_for_each_key_set_not_for_each_token(monkeypatch: p
 
     monkeypatch.setattr(verify_client_tokens, "es256_keys", counting)
     ks = keyset()
-    current = [ks]
+    current = SigningKeys()
+    current.keyset = ks
     v = JwksClientTokenVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
-        keys=keys.public_keys(lambda: current[0]),
+        keys=current.public.current,
         revoked=lambda jti: False,
         clock=T0.timestamp,
     )
     for token_id in ("a", "b", "c"):
         v.verify_now(token(ks, token_id=token_id))
     assert len(parsed) == 1
-    current[0] = keys.rotate(ks, T0)
-    v.verify_now(token(current[0], token_id="d"))
+    current.keyset = keys.rotate(ks, T0)
+    assert current.keyset is not None
+    v.verify_now(token(current.keyset, token_id="d"))
     v.verify_now(token(ks, token_id="e"))
     assert len(parsed) == 2
 

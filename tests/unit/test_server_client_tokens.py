@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from server_harness import FakeConfigMaps, Harness, bearer
 
 from kubegate.client_tokens import keys
+from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.methods.kubernetes.bindings import Binding
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.kubernetes.http import INVALID_TOKEN_MESSAGE
@@ -21,7 +22,6 @@ from kubegate.methods.kubernetes.review import ReviewBusy, ReviewedAccount, Revi
 from kubegate.server.deny_list import DenyListWriter
 from kubegate.settings import ServerSettings
 from kubegate.state.revocations import Revocations
-from kubegate.state.signing_keys import SigningKeys
 from kubegate.verify.client_tokens import JwksClientTokenVerifier
 
 ISSUER = "https://kubegate.test"
@@ -78,7 +78,7 @@ async def setup() -> AsyncIterator[tuple[Harness, Reviews, TestClient[Any, Any],
     harness.revocations = revocations
     harness.deny_list = DenyListWriter(configmaps, "kubegate-system", revocations)  # type: ignore[arg-type]
     harness.client_tokens = JwksClientTokenVerifier(
-        issuer=ISSUER, audience="kubegate", keys=keys.public_keys(signing.current), revoked=revocations.contains
+        issuer=ISSUER, audience="kubegate", keys=signing.public.current, revoked=revocations.contains
     )
     harness.exchange = Exchange(
         review=reviews,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from server_harness import Harness, bearer
 
 from kubegate.client_tokens import keys
+from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.settings import ServerSettings
-from kubegate.state.signing_keys import SigningKeys
 
 
 async def test_ready_only_after_the_first_full_load() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kubegate.client_tokens import keys
-from kubegate.verify.jwks import PRIVATE_MEMBERS, check_public, es256_keys
+from kubegate.contracts.jwks import PRIVATE_MEMBERS, check_public, es256_keys
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

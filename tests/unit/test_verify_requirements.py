@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubegate.verify.model import Authentication, Identity, Method
+from kubegate.contracts.authentication import Authentication, Identity, Method
 from kubegate.verify.requirements import Requirement
 
 # A small pool, so that required and held values overlap often.

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from fake_request import FakeRequest
 
+from kubegate.contracts.authentication import Authentication, Identity, Method
 from kubegate.server.path_method import MethodList
 from kubegate.server.path_verify import GROUPS_HEADER, USER_HEADER, ForwardAuth
-from kubegate.verify.model import Authentication, Identity, Method
 from kubegate.web.errors import ApiProblem
 from kubegate.web.request import caller
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from server_harness import Harness
 
+from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.settings import ServerSettings
-from kubegate.state.signing_keys import SigningKeys
 
 EXPECTED = {
     ("GET", "/healthz"): "public",

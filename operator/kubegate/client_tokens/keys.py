@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,8 @@ from jwt.algorithms import ECAlgorithm
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from kubegate.verify.client_tokens import ALGORITHM, PublicKeySet
+from kubegate.contracts.jwks import PublicKeySet
+from kubegate.verify.client_tokens import ALGORITHM
 
 DATA_KEY = "keys.json"
 SECRET_NAME = "kubegate-signing-keys"
@@ -81,25 +81,6 @@ class KeySet(_Model):
     def public(self) -> PublicKeySet:
         """What verifiers of client tokens get: the published JWKS and the longest token lifetime."""
         return PublicKeySet(jwks=self.jwks(), max_token_lifetime_seconds=self.max_token_lifetime_seconds)
-
-
-def public_keys(current: Callable[[], KeySet | None]) -> Callable[[], PublicKeySet | None]:
-    """A provider of the public half of the key set `current` returns, built once for each key set.
-
-    For a verifier in a process that holds the private keys too (the server signs client tokens): while
-    `current` returns the same KeySet, this returns the same PublicKeySet, so the verifier parses keys only
-    when they change.
-    """
-    last: tuple[KeySet | None, PublicKeySet | None] = (None, None)
-
-    def public() -> PublicKeySet | None:
-        nonlocal last
-        keyset = current()
-        if keyset is not last[0]:
-            last = (keyset, None if keyset is None else keyset.public())
-        return last[1]
-
-    return public
 
 
 def thumbprint(jwk: dict[str, str]) -> str:

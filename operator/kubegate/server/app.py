@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubegate.client_tokens.keys import public_keys
+from kubegate.client_tokens import key_watch
+from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import KubeClient, load_connection
 from kubegate.kube.reflector import Reflector
@@ -35,12 +36,11 @@ from kubegate.server.path_wellknown import Discovery
 from kubegate.server.tls import ReloadingTLS
 from kubegate.settings import ServerSettings
 from kubegate.state import revocations as revocation_list
-from kubegate.state import signing_keys as key_watch
 from kubegate.state.config import ConfigState
 from kubegate.state.config_watch import ConfigWatcher
+from kubegate.state.public_keys import PublicKeys
 from kubegate.state.readiness import Readiness
 from kubegate.state.revocations import Revocations
-from kubegate.state.signing_keys import SigningKeys
 from kubegate.verify import StaticTokenIndex, Verifier
 from kubegate.verify.client_tokens import JwksClientTokenVerifier
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
@@ -64,8 +64,8 @@ class ServerParts:
     metrics: Metrics
     token_store: StaticTokenStore
     """Creates, expires and deletes StaticToken resources (the Kubernetes API; a fake in unit tests)."""
-    signing_keys: SigningKeys | None = None
-    """The client-token keys the operator publishes; None when this server issues no client tokens."""
+    public_keys: PublicKeys | None = None
+    """The public half of the client-token keys; None when this server issues no client tokens."""
     revocations: Revocations | None = None
     """The deny-list of client tokens; None when this server issues no client tokens."""
     deny_list: DenyListWriter | None = None
@@ -77,8 +77,8 @@ class ServerParts:
         readiness = Readiness()
         config = self.config
         readiness.add("staticTokens", lambda: config.ready, required=True)
-        if self.signing_keys is not None:
-            keys = self.signing_keys
+        if self.public_keys is not None:
+            keys = self.public_keys
             readiness.add("clientTokenKeys", lambda: keys.loaded, required=False)
         if self.revocations is not None:
             revoked = self.revocations
@@ -94,14 +94,14 @@ class ServerParts:
         settings = self.settings
         revoker = None
         if self.deny_list is not None:
-            revoker = ClientTokenRevoker(self.deny_list, self.signing_keys)
+            revoker = ClientTokenRevoker(self.deny_list, self.public_keys)
         kubernetes = KubernetesMethod(self.kubernetes_exchange)
         parts = (
             Health(readiness=self.readiness(), config=self.config, metrics=self.metrics),
             MethodList(kubernetes_enabled=kubernetes.enabled),
             TokenMethod(settings=settings, store=self.token_store, config=self.config),
             kubernetes,
-            Discovery(issuer=settings.issuer_url, signing_keys=self.signing_keys),
+            Discovery(issuer=settings.issuer_url, public_keys=self.public_keys),
             SelfService(settings=settings, config=self.config, store=self.token_store, revoker=revoker),
             TokenListing(settings=settings, config=self.config, store=self.token_store, revoker=revoker),
             ForwardAuth(),
@@ -179,7 +179,7 @@ def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens 
     verifier = JwksClientTokenVerifier(
         issuer=settings.issuer_url,
         audience=settings.client_token_audience,
-        keys=public_keys(signing_keys.current),
+        keys=signing_keys.public.current,
         revoked=revocations.contains,
     )
     watches = (
@@ -253,7 +253,7 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
             verifier=Verifier(static_tokens=index, client_tokens=tokens.verifier if tokens else None),
             metrics=metrics,
             token_store=KubeStaticTokenStore(client),
-            signing_keys=tokens.signing_keys if tokens else None,
+            public_keys=tokens.signing_keys.public if tokens else None,
             revocations=tokens.revocations if tokens else None,
             deny_list=tokens.deny_list if tokens else None,
             kubernetes_exchange=kubernetes_exchange(settings, client, tokens),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubegate.verify.model import Method, ResponseModel
+from kubegate.contracts.authentication import Method, ResponseModel
 from kubegate.web.request import Request
 from kubegate.web.responses import Response, json_response
 from kubegate.web.routes import Public, Route

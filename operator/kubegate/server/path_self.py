@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, ValidationError
 
+from kubegate.contracts.authentication import Authentication, Method
 from kubegate.kube import ApiError, ApiUnavailable, NotFound
 from kubegate.methods.token.store import StaticTokenStore
 from kubegate.server.path_tokens import ClientTokenRevoker
 from kubegate.settings import ServerSettings
 from kubegate.state.config import ConfigState
-from kubegate.verify.model import Authentication, Method
 from kubegate.web.bodies import RequestModel, read_json
 from kubegate.web.errors import field_error, from_kube, invalid, unavailable
 from kubegate.web.request import Request, caller

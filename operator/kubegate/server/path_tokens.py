@@ -16,15 +16,15 @@ import bisect
 import logging
 import time
 
+from kubegate.contracts.authentication import Method, ResponseModel
 from kubegate.contracts.token_format import is_token_id
 from kubegate.kube import ApiError, ApiUnavailable
 from kubegate.methods.token.store import StaticTokenStore
 from kubegate.server.deny_list import DenyListWriter, RevocationListFull
 from kubegate.settings import ServerSettings
 from kubegate.state.config import ConfigState
-from kubegate.state.signing_keys import SigningKeys
+from kubegate.state.public_keys import PublicKeys
 from kubegate.verify import Authentication, StaticTokenRecord
-from kubegate.verify.model import Method, ResponseModel
 from kubegate.web.authenticate import require_any_group
 from kubegate.web.errors import field_error, from_kube, not_found, unavailable
 from kubegate.web.request import Request, caller
@@ -57,9 +57,9 @@ class ListAuthenticationsResponse(ResponseModel):
 class ClientTokenRevoker:
     """Revokes client tokens through the deny-list, for as long as they can live."""
 
-    def __init__(self, writer: DenyListWriter, signing_keys: SigningKeys | None) -> None:
+    def __init__(self, writer: DenyListWriter, public_keys: PublicKeys | None) -> None:
         self._writer = writer
-        self._signing_keys = signing_keys
+        self._public_keys = public_keys
 
     async def revoke(self, token_id: str, *, until: float | None) -> None:
         """Deny a client token on every replica until it would have expired anyway.
@@ -68,7 +68,7 @@ class ClientTokenRevoker:
         (`until` None) it is denied for the longest lifetime a client token can have.
         """
         if until is None:
-            keyset = self._signing_keys.current() if self._signing_keys is not None else None
+            keyset = self._public_keys.current() if self._public_keys is not None else None
             lifetime = keyset.max_token_lifetime_seconds if keyset is not None else MAX_CLIENT_TOKEN_LIFETIME
             until = time.time() + lifetime
         try:

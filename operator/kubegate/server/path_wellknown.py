@@ -7,7 +7,7 @@ discovery document names only what a verifier needs.
 
 from __future__ import annotations
 
-from kubegate.state.signing_keys import SigningKeys
+from kubegate.state.public_keys import PublicKeys
 from kubegate.verify.client_tokens import ALGORITHM
 from kubegate.web.errors import not_found, unavailable
 from kubegate.web.request import Request
@@ -23,11 +23,11 @@ _CACHED = {"Cache-Control": CACHE_CONTROL}
 
 
 class Discovery:
-    """The issuer's documents; `issuer` and `signing_keys` are None on a server that issues no client tokens."""
+    """The issuer's documents; `issuer` and `public_keys` are None on a server that issues no client tokens."""
 
-    def __init__(self, *, issuer: str | None, signing_keys: SigningKeys | None) -> None:
+    def __init__(self, *, issuer: str | None, public_keys: PublicKeys | None) -> None:
         self._issuer = issuer
-        self._signing_keys = signing_keys
+        self._public_keys = public_keys
 
     def routes(self) -> list[Route]:
         return [
@@ -35,10 +35,10 @@ class Discovery:
             Route("GET", JWKS_PATH, self.jwks, Public()),
         ]
 
-    def _issuing(self) -> tuple[str, SigningKeys]:
-        if self._issuer is None or self._signing_keys is None:
+    def _issuing(self) -> tuple[str, PublicKeys]:
+        if self._issuer is None or self._public_keys is None:
             raise not_found("this server issues no client tokens: it has no --issuer-url")
-        return self._issuer, self._signing_keys
+        return self._issuer, self._public_keys
 
     async def discovery(self, request: Request) -> Response:
         issuer, _ = self._issuing()
@@ -65,8 +65,8 @@ class Discovery:
         return json_document(document, headers=_CACHED)
 
     async def jwks(self, request: Request) -> Response:
-        _, signing_keys = self._issuing()
-        keyset = signing_keys.current()
-        if keyset is None:
+        _, public_keys = self._issuing()
+        published = public_keys.current()
+        if published is None:
             raise unavailable("the operator has not published client-token signing keys yet")
-        return json_document(keyset.jwks(), headers=_CACHED)
+        return json_document(published.jwks, headers=_CACHED)

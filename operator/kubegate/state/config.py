@@ -10,8 +10,8 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 
+from kubegate.state.static_tokens import StaticTokenIndex
 from kubegate.validation_config.model import TokenEntry
-from kubegate.verify.static_tokens import StaticTokenIndex
 
 
 class ConfigState:

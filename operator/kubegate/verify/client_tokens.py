@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kubegate.contracts.authentication import Authentication, Identity, Method
+from kubegate.contracts.jwks import ES256, PublicKeySet, es256_keys
 from kubegate.contracts.token_format import token_digest
 from kubegate.verify.classify import is_client_typ
 from kubegate.verify.errors import Unauthenticated
-from kubegate.verify.jwks import ES256, check_public, es256_keys
 from kubegate.verify.jwt_segments import read_jwt
-from kubegate.verify.model import Authentication, Identity, Method
 
 ALGORITHM = ES256
 """The only algorithm client tokens are signed with."""
@@ -31,25 +30,6 @@ VERIFIED_CACHE_SIZE = 16_384
 """Tokens whose signature was verified, kept to skip ES256 on repeat requests (about 2 KiB each)."""
 # Only methods that issue client tokens; a static token is never a JWT.
 _METHODS = {Method.KUBERNETES.value: Method.KUBERNETES, Method.OIDC.value: Method.OIDC}
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class PublicKeySet:
-    """What a verifier of client tokens needs: the published JWKS and the longest lifetime of a token.
-
-    Refuses a JWKS with any private member (ValueError). A provider hands out the same object while the
-    keys are unchanged: the verifier parses the keys again only when it gets a different object.
-    """
-
-    jwks: Mapping[str, Any]
-    """RFC 7517 `{"keys": [...]}`, each key with `kid`, `alg` and `use`, as published."""
-    max_token_lifetime_seconds: int
-    """No client token lives longer (between `iat` and `exp`); one that claims to is refused."""
-
-    def __post_init__(self) -> None:
-        check_public(self.jwks)
-        if self.max_token_lifetime_seconds <= 0:
-            raise ValueError("the longest client-token lifetime must be positive")
 
 
 class JwksClientTokenVerifier:

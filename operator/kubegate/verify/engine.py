@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Container
 from typing import Protocol
 
+from kubegate.contracts.authentication import Authentication
 from kubegate.contracts.token_format import is_generated_shape, token_digest
+from kubegate.state.static_tokens import StaticTokenIndex
 from kubegate.verify.classify import Kind, classify
 from kubegate.verify.errors import Unauthenticated
 from kubegate.verify.jwt_segments import looks_like_jwt
-from kubegate.verify.model import Authentication
-from kubegate.verify.static_tokens import StaticTokenIndex
 
 
 class ClientTokenVerifier(Protocol):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from kubegate.verify.model import Authentication, Identity
+from kubegate.contracts.authentication import Authentication, Identity
 
 GROUPS = "groups"
 """The claim an identity's groups are read from: `Identity.groups`, whatever the credential's kind."""

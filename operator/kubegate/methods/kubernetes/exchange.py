@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from kubegate.client_tokens.keys import KeySet
 from kubegate.client_tokens.mint import mint
+from kubegate.contracts.authentication import Authentication, Identity, Method
 from kubegate.contracts.metadata import (
     K8S_NAMESPACE,
     K8S_POD_NAME,
@@ -26,7 +27,6 @@ from kubegate.contracts.token_format import new_token_id
 from kubegate.methods.kubernetes.bindings import Binding, groups_for, may_admit, needs_namespace_labels
 from kubegate.methods.kubernetes.claims import claimed_account
 from kubegate.methods.kubernetes.review import ReviewedAccount, ReviewRefused
-from kubegate.verify.model import Authentication, Identity, Method
 
 
 class NoSigningKey(Exception):  # noqa: N818 - names the condition

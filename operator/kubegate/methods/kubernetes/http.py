@@ -14,12 +14,12 @@ import logging
 
 from pydantic import Field
 
+from kubegate.contracts.authentication import ResponseModel
 from kubegate.methods.kubernetes.bindings import Refusal
 from kubegate.methods.kubernetes.exchange import Exchange, NoSigningKey
 from kubegate.methods.kubernetes.review import ReviewBusy, ReviewRefused, ReviewUnavailable
 from kubegate.verify import Authentication
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
-from kubegate.verify.model import ResponseModel
 from kubegate.web.bodies import RequestModel, parse_json
 from kubegate.web.errors import ApiProblem, invalid, not_found, unauthenticated, unavailable, unsupported_media_type
 from kubegate.web.request import Request

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
+from kubegate.contracts.authentication import ResponseModel
 from kubegate.contracts.metadata import RESERVED_PREFIX as RESERVED_METADATA_PREFIX
 from kubegate.contracts.metadata import TOKEN_DESCRIPTION as DESCRIPTION_METADATA
 from kubegate.contracts.metadata import TOKEN_NAME as NAME_METADATA
@@ -26,7 +27,6 @@ from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
 from kubegate.settings import ServerSettings
 from kubegate.state.config import ConfigState
 from kubegate.verify import Authentication, token_digest
-from kubegate.verify.model import ResponseModel
 from kubegate.web.bodies import RequestModel, read_json
 from kubegate.web.errors import ApiProblem, field_error, from_kube, invalid, unavailable
 from kubegate.web.request import Request, caller

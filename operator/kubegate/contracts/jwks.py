@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -79,3 +80,22 @@ def _es256_key(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey | None:
         # Not a point on the curve, or not base64url.
         return None
     return key if isinstance(key, ec.EllipticCurvePublicKey) else None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PublicKeySet:
+    """What a verifier of client tokens needs: the published JWKS and the longest lifetime of a token.
+
+    Refuses a JWKS with any private member (ValueError). A provider hands out the same object while the
+    keys are unchanged: the verifier parses the keys again only when it gets a different object.
+    """
+
+    jwks: Mapping[str, Any]
+    """RFC 7517 `{"keys": [...]}`, each key with `kid`, `alg` and `use`, as published."""
+    max_token_lifetime_seconds: int
+    """No client token lives longer (between `iat` and `exp`); one that claims to is refused."""
+
+    def __post_init__(self) -> None:
+        check_public(self.jwks)
+        if self.max_token_lifetime_seconds <= 0:
+            raise ValueError("the longest client-token lifetime must be positive")

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kubegate.contracts.token_format import hash_token
+from kubegate.state import static_tokens
 from kubegate.validation_config.model import TokenEntry
-from kubegate.verify import StaticTokenIndex, static_tokens, token_digest
+from kubegate.verify import StaticTokenIndex, token_digest
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from kubegate.contracts.authentication import Authentication, Identity, Method
 from kubegate.validation_config.model import TokenEntry
-from kubegate.verify.model import Authentication, Identity, Method
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""The client-token signing keys, as the operator last wrote them: watched, kept when the API goes away."""
+"""The client-token signing keys, as the operator last wrote them: watched, kept when the API goes away.
+
+Holds the private half, so only a process that mints client tokens (the server) watches the Secret; it
+hands the public half to `state.public_keys.PublicKeys`, which is all its verifier sees.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from kubegate.client_tokens import keys
 from kubegate.kube import WatchEvent
+from kubegate.state.public_keys import PublicKeys
 
 log = logging.getLogger(__name__)
 LABEL_SELECTOR = f"{keys.LABEL}={keys.LABEL_VALUE}"
@@ -15,15 +20,23 @@ LABEL_SELECTOR = f"{keys.LABEL}={keys.LABEL_VALUE}"
 class SigningKeys:
     """A reflector sink holding the current key set; None until the operator has created it."""
 
-    def __init__(self) -> None:
-        self.keyset: keys.KeySet | None = None
+    def __init__(self, public: PublicKeys | None = None) -> None:
+        """`public`: where the public half of each new key set goes (a fresh holder when not given)."""
+        self.public = public or PublicKeys()
+        self._keyset: keys.KeySet | None = None
+
+    @property
+    def keyset(self) -> keys.KeySet | None:
+        return self._keyset
+
+    @keyset.setter
+    def keyset(self, keyset: keys.KeySet) -> None:
+        if keyset is not self._keyset:
+            self._keyset = keyset
+            self.public.publish(keyset.public())
 
     def current(self) -> keys.KeySet | None:
         return self.keyset
-
-    @property
-    def loaded(self) -> bool:
-        return self.keyset is not None
 
     async def replace(self, items: list[dict[str, Any]]) -> None:
         found = [i for i in items if i["metadata"]["name"] == keys.SECRET_NAME]
