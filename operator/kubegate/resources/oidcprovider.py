@@ -69,7 +69,7 @@ class ClaimMapping(Model):
 Match = Literal["all", "one"] | Annotated[StrictInt, Field(ge=1)]
 
 
-class Requirement(Model):
+class RequirementSpec(Model):
     """A claim the token must carry, as FLAAT's group and entitlement requirements."""
 
     model_config = ConfigDict(
@@ -131,7 +131,7 @@ class OIDCProviderSpec(Model):
         Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(max_length=64)] | None
     ) = None
     """Regular expressions; when set, the user's email must match one of them."""
-    requirements: Annotated[list[Requirement], Field(max_length=16)] | None = None
+    requirements: Annotated[list[RequirementSpec], Field(max_length=16)] | None = None
     """Claims every accepted token must carry (all requirements must hold)."""
     introspection: bool = False
     """Check opaque access tokens with the issuer's introspection endpoint (RFC 7662)."""

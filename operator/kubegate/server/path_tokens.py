@@ -25,7 +25,8 @@ from kubegate.settings import ServerSettings
 from kubegate.state.config import ConfigState
 from kubegate.state.public_keys import PublicKeys
 from kubegate.verify import Authentication, StaticTokenRecord
-from kubegate.web.authenticate import require_any_group
+from kubegate.verify.requirements import Requirement
+from kubegate.web.authenticate import require
 from kubegate.web.errors import field_error, from_kube, not_found, unavailable
 from kubegate.web.request import Request, caller
 from kubegate.web.responses import Response, empty_response, json_response
@@ -98,8 +99,8 @@ class TokenListing:
 
     def routes(self) -> list[Route]:
         settings = self._settings
-        listing = Authenticated(any_group=tuple(settings.list_token_groups), action="listing tokens")
-        deleting = Authenticated(any_group=tuple(settings.delete_token_groups), action="deleting tokens")
+        listing = Authenticated(requirement=Requirement.one_of(settings.list_token_groups), action="listing tokens")
+        deleting = Authenticated(requirement=Requirement.one_of(settings.delete_token_groups), action="deleting tokens")
         return [
             Route("GET", PATH, self.list_tokens, listing),
             # Its own token needs no group; any other needs the listing groups (checked in the handler).
@@ -136,7 +137,7 @@ class TokenListing:
         token_id = request.params["id"]
         if token_id == authentication.id:
             return json_response(authentication)  # a client token's own: kubegate stores no copy of it
-        require_any_group(authentication, self._settings.list_token_groups, action="reading other tokens")
+        require(authentication, Requirement.one_of(self._settings.list_token_groups), action="reading other tokens")
         return json_response(self._record(token_id).authentication())
 
     async def delete_token(self, request: Request) -> Response:

@@ -17,7 +17,9 @@ from __future__ import annotations
 from multidict import CIMultiDict
 
 from kubegate.verify import Authentication
-from kubegate.web.errors import field_error, forbidden
+from kubegate.verify.requirements import Requirement
+from kubegate.web.authenticate import require
+from kubegate.web.errors import field_error
 from kubegate.web.request import Request, caller
 from kubegate.web.responses import Response
 from kubegate.web.routes import Authenticated, Route
@@ -66,10 +68,4 @@ def _require_groups(authentication: Authentication, required: list[str]) -> None
     """403 unless the caller is in every group of `required`; 400 for an empty group name."""
     if any(not group for group in required):
         raise field_error("group", "must name a group; remove the empty group parameter")
-    identity = authentication.identity
-    missing = [group for group in required if group not in identity.groups]
-    if missing:
-        raise forbidden(
-            f"{identity.username} is not a member of the required groups {', '.join(missing)}",
-            requirement={"requirement": "group", "allOf": required, "missing": missing},
-        )
+    require(authentication, Requirement.all_of(required))

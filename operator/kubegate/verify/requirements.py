@@ -57,6 +57,14 @@ class Requirement:
             return distinct
         return max(1, min(1 if self.match == "one" else self.match, distinct))
 
+    def describe(self) -> str:
+        """The requirement in words, for listings: "in one of the groups a, b"."""
+        listed = ", ".join(self.values) or "(none configured)"
+        quantity = {"all": "all of", "one": "one of"}.get(str(self.match), f"at least {self.match} of")
+        if self.claim == GROUPS:
+            return f"in {quantity} the groups {listed}"
+        return f"claim {self.claim} holding {quantity} the values {listed}"
+
     def evaluate(self, subject: Subject) -> Result:
         held = held_values(subject, self.claim)
         distinct = dict.fromkeys(self.values)

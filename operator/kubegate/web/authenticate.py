@@ -7,11 +7,12 @@ TokenReview webhook) call `verify_credential`. Both count every verification by 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable
 from typing import Protocol
 
 from kubegate.verify import COOKIE_NAME, Authentication, Unauthenticated, Verifier, VerifierUnavailable, credential_from
 from kubegate.verify.credentials import check_credential
+from kubegate.verify.requirements import Requirement
 from kubegate.web.errors import forbidden, not_ready, unauthenticated, unavailable
 from kubegate.web.request import Request
 
@@ -99,17 +100,9 @@ def _cookie(request: Request) -> str | None:
     return request.cookies.get(COOKIE_NAME)
 
 
-def member_of_any(authentication: Authentication, groups: Collection[str]) -> bool:
-    return any(group in groups for group in authentication.identity.groups)
-
-
-def require_any_group(authentication: Authentication, groups: Iterable[str], *, action: str) -> None:
-    """403 unless the caller is in at least one of `groups`; the message names the groups."""
-    allowed = list(groups)
-    if member_of_any(authentication, allowed):
-        return
-    raise forbidden(
-        f"{action} requires membership in one of the groups {', '.join(allowed) or '(none configured)'}; "
-        f"{authentication.identity.username} is not a member",
-        requirement={"requirement": "group", "anyOf": allowed},
-    )
+def require(authentication: Authentication, requirement: Requirement, *, action: str | None = None) -> None:
+    """403 unless the caller satisfies `requirement`; the message says what `action` requires and what the
+    caller lacks, the detail carries the requirement."""
+    result = requirement.evaluate(authentication)
+    if not result.satisfied:
+        raise forbidden(result.message(authentication.identity.username, action=action), requirement=result.detail())

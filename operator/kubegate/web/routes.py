@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from kubegate.verify.requirements import Requirement
 from kubegate.web.request import Request
 from kubegate.web.responses import Response
 
@@ -32,15 +33,15 @@ class Authenticated:
 
     surface: str = "api"
     """The `surface` label of the verification metrics."""
-    any_group: tuple[str, ...] | None = None
-    """The caller must be in one of these groups; None: any authenticated caller."""
+    requirement: Requirement | None = None
+    """What the caller must satisfy (groups, claims); None: any authenticated caller."""
     action: str = ""
     """What the route does, for the 403 message ("creating tokens requires ...")."""
 
     def describe(self) -> str:
-        if self.any_group is None:
+        if self.requirement is None:
             return "authenticated"
-        return f"authenticated, in one of the groups {', '.join(self.any_group) or '(none)'}"
+        return f"authenticated, {self.requirement.describe()}"
 
 
 Access = Public | Authenticated

@@ -27,6 +27,7 @@ from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
 from kubegate.settings import ServerSettings
 from kubegate.state.config import ConfigState
 from kubegate.verify import Authentication, token_digest
+from kubegate.verify.requirements import Requirement
 from kubegate.web.bodies import RequestModel, read_json
 from kubegate.web.errors import ApiProblem, field_error, from_kube, invalid, unavailable
 from kubegate.web.request import Request, caller
@@ -74,7 +75,9 @@ class TokenMethod:
         self._config = config
 
     def routes(self) -> list[Route]:
-        access = Authenticated(any_group=tuple(self._settings.create_token_groups), action="creating tokens")
+        access = Authenticated(
+            requirement=Requirement.one_of(self._settings.create_token_groups), action="creating tokens"
+        )
         return [Route("POST", PATH, self.create_token, access, reads_body=True)]
 
     async def create_token(self, request: Request) -> Response:

@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler as AiohttpHandler
 from multidict import CIMultiDictProxy, MultiMapping
 
 from kubegate.verify import Authentication
-from kubegate.web.authenticate import Authenticator, require_any_group
+from kubegate.web.authenticate import Authenticator, require
 from kubegate.web.errors import ApiProblem, http_error, internal
 from kubegate.web.responses import Response
 from kubegate.web.routes import Authenticated, Route
@@ -130,8 +130,8 @@ def _answering(route: Route, authenticator: Authenticator, count: CountRequest) 
             if access is not None:
                 authentication = await authenticator.authenticate(view, surface=access.surface)
                 view.authenticated_as(authentication)
-                if access.any_group is not None:
-                    require_any_group(authentication, access.any_group, action=access.action)
+                if access.requirement is not None:
+                    require(authentication, access.requirement, action=access.action)
             if reads_body:
                 view.body = await request.read()
             response = to_aiohttp(await handler(view))
