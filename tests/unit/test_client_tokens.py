@@ -16,10 +16,10 @@ from kubegate.client_tokens import keys
 from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.client_tokens.mint import mint
 from kubegate.contracts.authentication import Method
-from kubegate.contracts.jwks import es256_keys
+from kubegate.contracts.jwks import PublicKeySet, es256_keys
 from kubegate.verify import client_tokens as verify_client_tokens
-from kubegate.verify.client_tokens import JwksClientTokenVerifier, PublicKeySet
-from kubegate.verify.errors import Unauthenticated
+from kubegate.verify.client_tokens import JwksClientTokenVerifier
+from kubegate.verify.errors import Unauthenticated, VerifierUnavailable
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 ISSUER, AUDIENCE = "https://kubegate.example", "kubegate"
@@ -150,8 +150,9 @@ def test_revoked_tokens_are_refused() -> None:
         verifier(ks, revoked={"tid-1"}).verify_now(token(ks))
 
 
-def test_no_keys_loaded_refuses_everything() -> None:
-    with pytest.raises(Unauthenticated):
+def test_no_keys_loaded_accepts_nothing_and_says_retry() -> None:
+    """Before the keys are loaded no token is accepted, and none is called bad: the source is not ready."""
+    with pytest.raises(VerifierUnavailable):
         verifier(None).verify_now(token(keyset()))
 
 

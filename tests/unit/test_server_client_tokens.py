@@ -15,6 +15,7 @@ from server_harness import FakeConfigMaps, Harness, bearer
 
 from kubegate.client_tokens import keys
 from kubegate.client_tokens.key_watch import SigningKeys
+from kubegate.client_tokens.mint import mint
 from kubegate.methods.kubernetes.bindings import Binding
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.kubernetes.http import INVALID_TOKEN_MESSAGE
@@ -296,3 +297,39 @@ async def test_the_exchange_is_off_without_configuration() -> None:
         assert response.status == 404
         assert "--serviceaccount-bindings-file" in (await response.json())["message"]
         assert (await client.get("/.well-known/jwks.json")).status == 404
+
+
+async def test_a_client_token_waits_for_the_keys_with_503_not_401() -> None:
+    """Readiness per source: static tokens are served while the client-token keys are still loading, and a
+    client token gets "retry" until they are, never "your token is bad"."""
+    settings = ServerSettings(insecure_http=True, issuer_url=ISSUER)
+    harness = Harness(settings)
+    static, _ = harness.add_token()
+    signing = SigningKeys()
+    harness.signing_keys = signing
+    harness.client_tokens = JwksClientTokenVerifier(
+        issuer=ISSUER, audience="kubegate", keys=signing.public.current, revoked=lambda _: False
+    )
+    keyset = keys.initial(datetime.now(UTC) - timedelta(minutes=1), max_token_lifetime=timedelta(hours=1))
+    now = datetime.now(UTC)
+    client_token = mint(
+        keyset.active(),
+        issuer=ISSUER,
+        audience="kubegate",
+        subject="system:serviceaccount:apps:web",
+        uid="uid-1",
+        token_id="0d7a5b7e-3a3c-4c66-9a57-6f0f2a3c1e10",
+        method="METHOD_KUBERNETES",
+        groups=["web-apps"],
+        metadata={},
+        issued_at=now - timedelta(seconds=5),
+        expires_at=now + timedelta(minutes=10),
+    )
+    async with harness.client() as client:
+        assert (await client.get("/auth/v1/verify", headers=bearer(static))).status == 200
+        waiting = await client.get("/auth/v1/verify", headers=bearer(client_token))
+        assert waiting.status == 503
+        assert "Retry-After" in waiting.headers
+        assert "signing keys are not loaded" in (await waiting.json())["message"]
+        signing.keyset = keyset
+        assert (await client.get("/auth/v1/verify", headers=bearer(client_token))).status == 200

@@ -20,7 +20,7 @@ from kubegate.contracts.authentication import Authentication, Identity, Method
 from kubegate.contracts.jwks import ES256, PublicKeySet, es256_keys
 from kubegate.contracts.token_format import token_digest
 from kubegate.verify.classify import is_client_typ
-from kubegate.verify.errors import Unauthenticated
+from kubegate.verify.errors import Unauthenticated, VerifierUnavailable
 from kubegate.verify.jwt_segments import read_jwt
 
 ALGORITHM = ES256
@@ -111,9 +111,13 @@ class JwksClientTokenVerifier:
         if not is_client_typ(header.get("typ")) or header.get("alg") != ALGORITHM:
             raise Unauthenticated("malformed")
         public, keys = self._published()
+        if public is None:
+            # Readiness per source: until the keys are loaded a client token can be neither accepted nor
+            # refused, so the caller is told to retry (503) rather than that its token is bad (401).
+            raise VerifierUnavailable("the client-token signing keys are not loaded yet")
         kid = header.get("kid")
         key = keys.get(kid) if isinstance(kid, str) else None
-        if key is None or public is None:
+        if key is None:
             raise Unauthenticated("unknown")
         try:
             claims: dict[str, Any] = jwt.decode(
