@@ -14,7 +14,6 @@ from kubegate.settings import ServerSettings
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "server",
-        help="run the auth server: token API, TokenReview webhook and forward auth",
         description="Run the kubegate auth server. It watches the validation config the operator writes, "
         "verifies credentials from memory, serves Flipt's /auth/v1 API, answers kube-apiserver as a TokenReview "
         "webhook and ingress proxies at /auth/v1/verify. It is stateless: run as many replicas as needed. "

@@ -113,7 +113,7 @@ class TokenReviewer:
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
         self._in_flight: dict[bytes, asyncio.Task[ReviewedAccount]] = {}
         self.api_calls = 0
-        """TokenReviews sent to the API server since start (benchmarks print it)."""
+        """TokenReviews sent to the API server since start; tests read it to see what the cache saved."""
 
     async def review(self, token: str) -> ReviewedAccount:
         """The service account `token` belongs to; raises ReviewRefused, ReviewUnavailable or ReviewBusy."""
