@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from kubegate.verify import Authentication
+from kubegate.contracts.authentication import Authentication, Identity, Method
 
 
 @dataclass
@@ -39,3 +41,22 @@ class FakeRequest:
 
     def authenticated_as(self, authentication: Authentication) -> None:
         self.authentication = authentication
+
+
+def authentication(
+    *groups: str,
+    username: str = "statictoken:team:app",
+    method: Method = Method.TOKEN,
+    claims: Mapping[str, Any] | None = None,
+) -> Authentication:
+    """A verified caller, as the adapter hands it to a handler."""
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    return Authentication(
+        id="9f0c1c43-5d2e-4a57-9a0e-2d7f0b6c9d11",
+        method=method,
+        expires_at=None,
+        created_at=now,
+        updated_at=now,
+        metadata={},
+        identity=Identity(username=username, uid="u", groups=groups, claims=dict(claims or {})),
+    )

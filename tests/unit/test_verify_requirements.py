@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fake_request import authentication as verified
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubegate.contracts.authentication import Authentication, Identity, Method
+from kubegate.contracts.authentication import Authentication, Method
 from kubegate.verify.requirements import Requirement
 
 # A small pool, so that required and held values overlap often.
@@ -110,16 +110,7 @@ def test_a_match_that_is_not_all_one_or_a_positive_count_is_refused(match: Any) 
 
 
 def _authentication(groups: tuple[str, ...], claims: dict[str, Any]) -> Authentication:
-    now = datetime(2030, 1, 1, tzinfo=UTC)
-    return Authentication(
-        id="x",
-        method=Method.OIDC,
-        expires_at=None,
-        created_at=now,
-        updated_at=now,
-        metadata={},
-        identity=Identity(username="alice", uid="u", groups=groups, claims=claims),
-    )
+    return verified(*groups, username="alice", method=Method.OIDC, claims=claims)
 
 
 def test_an_identity_is_checked_on_its_groups_and_its_verified_claims() -> None:

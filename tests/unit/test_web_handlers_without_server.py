@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from fake_request import FakeRequest
+from fake_request import FakeRequest, authentication
 
-from kubegate.contracts.authentication import Authentication, Identity, Method
 from kubegate.server.path_method import MethodList
 from kubegate.server.path_verify import GROUPS_HEADER, USER_HEADER, ForwardAuth
 from kubegate.web.errors import ApiProblem
 from kubegate.web.request import caller
 
 
-def _caller(*groups: str) -> Authentication:
-    now = datetime.now(UTC)
-    return Authentication(
-        id="9f0c1c43-5d2e-4a57-9a0e-2d7f0b6c9d11",
-        method=Method.TOKEN,
-        expires_at=None,
-        created_at=now,
-        updated_at=now,
-        metadata={},
-        identity=Identity(username="statictoken:team:app", uid="u", groups=groups),
-    )
-
-
 async def test_forward_auth_answers_with_identity_headers() -> None:
-    response = await ForwardAuth().verify(FakeRequest(authentication=_caller("dev", "ops")))
+    response = await ForwardAuth().verify(FakeRequest(authentication=authentication("dev", "ops")))
     assert response.status == 200
     assert response.headers[USER_HEADER] == "statictoken:team:app"
     assert response.headers[GROUPS_HEADER] == "dev,ops"
 
 
 async def test_forward_auth_refuses_a_missing_group_from_the_query() -> None:
-    request = FakeRequest(authentication=_caller("dev"), query_pairs=[("group", "dev"), ("group", "ops")])
+    request = FakeRequest(authentication=authentication("dev"), query_pairs=[("group", "dev"), ("group", "ops")])
     with pytest.raises(ApiProblem) as refused:
         await ForwardAuth().verify(request)
     assert refused.value.status == 403
@@ -43,7 +27,9 @@ async def test_forward_auth_refuses_a_missing_group_from_the_query() -> None:
 
 
 async def test_forward_auth_ignores_the_proxied_clients_query_under_its_prefix() -> None:
-    request = FakeRequest(authentication=_caller(), params={"tail": "app/page"}, query_pairs=[("group", "admins")])
+    request = FakeRequest(
+        authentication=authentication(), params={"tail": "app/page"}, query_pairs=[("group", "admins")]
+    )
     assert (await ForwardAuth().verify(request)).status == 200
 
 
@@ -52,6 +38,6 @@ async def test_method_list_says_which_methods_are_on() -> None:
     assert b'"method":"METHOD_KUBERNETES","enabled":true' in response.body
 
 
-def test_a_handler_on_a_public_route_cannot_read_a_caller() -> None:
+def test_a_handler_on_a_public_route_cannot_read_aauthentication() -> None:
     with pytest.raises(RuntimeError, match="public route"):
         caller(FakeRequest())

@@ -16,10 +16,7 @@ from pydantic import AwareDatetime, ValidationError
 
 from kubegate.contracts.authentication import Authentication, Method
 from kubegate.kube import ApiError, ApiUnavailable, NotFound
-from kubegate.methods.token.store import StaticTokenStore
-from kubegate.server.path_tokens import ClientTokenRevoker
-from kubegate.settings import ServerSettings
-from kubegate.state.config import ConfigState
+from kubegate.server.path_tokens import TokenPaths
 from kubegate.web.bodies import RequestModel, read_json
 from kubegate.web.errors import field_error, from_kube, invalid, unavailable
 from kubegate.web.request import Request, caller
@@ -38,20 +35,8 @@ class ExpireSelfRequest(RequestModel):
     expires_at: AwareDatetime | None = None
 
 
-class SelfService:
-    def __init__(
-        self,
-        *,
-        settings: ServerSettings,
-        config: ConfigState,
-        store: StaticTokenStore,
-        revoker: ClientTokenRevoker | None,
-    ) -> None:
-        """`revoker`: None on a server that issues no client tokens."""
-        self._settings = settings
-        self._config = config
-        self._store = store
-        self._revoker = revoker
+class SelfService(TokenPaths):
+    """The caller's own authentication: read it, or end it."""
 
     def routes(self) -> list[Route]:
         return [

@@ -80,8 +80,9 @@ class ClientTokenRevoker:
             raise from_kube(exc, "write the revocation list") from None
 
 
-class TokenListing:
-    """The tokens this server accepts: listed, read, deleted (static tokens) or revoked (client tokens)."""
+class TokenPaths:
+    """What the token-management paths share: this server's tokens, where StaticTokens are written, and
+    the revoker of client tokens (None on a server that issues none)."""
 
     def __init__(
         self,
@@ -91,11 +92,14 @@ class TokenListing:
         store: StaticTokenStore,
         revoker: ClientTokenRevoker | None,
     ) -> None:
-        """`revoker`: None on a server that issues no client tokens."""
         self._settings = settings
         self._config = config
         self._store = store
         self._revoker = revoker
+
+
+class TokenListing(TokenPaths):
+    """The tokens this server accepts: listed, read, deleted (static tokens) or revoked (client tokens)."""
 
     def routes(self) -> list[Route]:
         settings = self._settings
