@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_processes import ServerProcess, start_server
 
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from support.http import get
 from support.kube import apply, token_resource
-from support.processes import operator, wait_http_ok
+from support.processes import ServerProcess, operator, start_server
 
 pytestmark = pytest.mark.integration
 LATENCY_TOKENS = int(os.environ.get("KUBEGATE_BAD_NETWORK_TOKENS", "100"))
@@ -102,7 +101,7 @@ def servers(dev_cluster: ClusterState, namespaces: tuple[str, str], tmp_path: Pa
     ]
     try:
         for server in started:
-            wait_http_ok(server.url + "/readyz", timeout=60, what=f"{server.process.name} ready")
+            server.wait_ready(timeout=60)
         yield started
     finally:
         for server in started:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_processes import ServerProcess, start_server
 
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
@@ -32,7 +31,7 @@ from kubegate.operator.statictoken import PREVIOUS_SHA_ANNOTATION
 from support import eventually
 from support.http import get
 from support.kube import apply, config_entries, token_resource
-from support.processes import operator, wait_http_ok
+from support.processes import ServerProcess, operator, start_server
 
 pytestmark = pytest.mark.integration
 TOKENS = int(os.environ.get("KUBEGATE_CRASH_TOKENS", "300"))
@@ -181,7 +180,7 @@ def test_kill_9_while_creating_rotating_and_deleting(
     ]
     try:
         for server in servers:
-            wait_http_ok(server.url + "/readyz", timeout=60, what=f"{server.process.name} ready")
+            server.wait_ready(timeout=60)
         sampler = Sampler(kubectl, apps, servers, rng)
         crashes = Crashes(dev_cluster, operator_ns, apps, tmp_path, rng)
         figures: dict[str, Any] = {"tokens": TOKENS, "seed": SEED}

@@ -15,6 +15,7 @@ import pytest
 
 from kubegate.contracts.token_format import hash_token, is_generated_shape
 from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster.processes import Child
 from kubegate.resources.duration import parse_duration
 from support import eventually
 from support.kube import (
@@ -27,7 +28,7 @@ from support.kube import (
     static_token,
     token_resource,
 )
-from support.processes import Process, operator
+from support.processes import operator
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ class Env:
     kubectl: Kubectl
     operator_namespace: str
     namespace: str
-    process: Process
+    process: Child
 
     def entries(self) -> dict[str, list[str]]:
         """name -> sha256 hashes in the validation config, for this test namespace."""
@@ -80,7 +81,7 @@ def env(
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def _assert_no_plaintext_leaked(kubectl: Kubectl, namespace: str, process: Process) -> None:
+def _assert_no_plaintext_leaked(kubectl: Kubectl, namespace: str, process: Child) -> None:
     """No token from any Secret of the namespace appears in the operator's log, in events or in status."""
     secrets = kubectl.json("get", "secrets", "-n", namespace)["items"]
     tokens = {
