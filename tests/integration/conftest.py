@@ -76,6 +76,33 @@ def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
+def operator_namespace(kubectl: Kubectl, crds: list[str]) -> Iterator[str]:
+    """A fresh operator namespace with the CRDs installed, for tests that start their own operators."""
+    name = f"kg-ops-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def servers(dev_cluster: ClusterState, namespaces: tuple[str, str], tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Two `kubegate server` replicas reading the operator namespace of `namespaces`, once both are ready."""
+    started = [
+        start_server(
+            f"server-{i}", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespaces[0], log_dir=tmp_path
+        )
+        for i in range(2)
+    ]
+    try:
+        for server in started:
+            server.wait_ready(timeout=60)
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
 def operator(dev_cluster: ClusterState, crds: list[str], namespace: str, tmp_path: Path) -> Iterator[Child]:
     """`kubegate operator` watching only the test's namespace, which is also its operator namespace."""
     (health_port,) = pick_free_ports(1)
