@@ -216,7 +216,8 @@ def start_child(
     """Start `argv` with its output in `log_file` (replaced, or appended to with `append`).
 
     `env` is added to this process's environment. `cpus` pins it (taskset's list, such as "1"). With
-    `die_with_parent` the kernel kills it when this process dies, even by SIGKILL.
+    `die_with_parent` the kernel kills it when the calling thread exits, even by SIGKILL: start children
+    from the main thread (or one that outlives them).
     """
     command = ["taskset", "-c", cpus, *argv] if cpus is not None else list(argv)
     popen = _popen(
