@@ -60,8 +60,8 @@ def b64url(raw: bytes) -> str:
 # --- revocation entries ---------------------------------------------------------------------------------
 
 
-@example({revocations.DATA_KEY: '{"a": 1e999, "b": -1e999, "c": NaN}'})
 # A ConfigMap's data maps strings to strings (the API server enforces it); the text is anything.
+@example({revocations.DATA_KEY: '{"a": 1e999, "b": -1e999, "c": NaN}'})
 @settings(deadline=None)  # a busy machine is not a failure
 @given(st.dictionaries(texts, texts) | st.builds(lambda v: {revocations.DATA_KEY: json.dumps(v)}, json_values))
 def test_any_revocation_configmap_data_parses_to_finite_or_infinite_floats_by_token_id(data: dict[str, Any]) -> None:
