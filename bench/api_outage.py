@@ -19,8 +19,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ import aiohttp
 from kubegate.devcluster import Kubectl, start_apiserver, start_cluster, stop_apiserver, stop_cluster
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from kubegate.devcluster.ports import pick_free_ports
-from kubegate.devcluster.processes import stop_all
+from kubegate.devcluster.processes import Child, start_kubegate, stop_all
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_NS, APPS_NS = "kubegate-system", "bench"
@@ -121,7 +119,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp:
         state_dir = Path(tmp) / "cluster"
         cluster = start_cluster(state_dir=state_dir, name="bench", die_with_parent=True)
-        processes: list[subprocess.Popen[bytes]] = []
+        processes: list[Child] = []
         try:
             kubectl = Kubectl(cluster)
             kubectl("apply", "-f", str(ROOT / "crds"))
@@ -131,7 +129,7 @@ def main() -> int:
             first = start_apiserver(cluster.state_dir, name="outage-a", die_with_parent=True)
             with Forwarder(target=port_of(first.url)) as forwarder:
                 kubeconfig = forwarded_kubeconfig(first.kubeconfig, Path(tmp) / "forwarded.kubeconfig", forwarder.port)
-                urls, logs = start_kubegate(kubeconfig, Path(tmp), processes)
+                urls, logs = start_all(kubeconfig, Path(tmp), processes)
                 return asyncio.run(
                     measure(
                         state_dir=cluster.state_dir,
@@ -147,11 +145,8 @@ def main() -> int:
             stop_cluster(state_dir)
 
 
-def start_kubegate(
-    kubeconfig: Path, tmp: Path, processes: list[subprocess.Popen[bytes]]
-) -> tuple[list[str], dict[str, Path]]:
+def start_all(kubeconfig: Path, tmp: Path, processes: list[Child]) -> tuple[list[str], dict[str, Path]]:
     """The operator and two servers, reaching the API through the forwarder; their URLs and log files."""
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     health, *ports = pick_free_ports(3)
     logs = {name: tmp / f"{name}.log" for name in ("operator", "server-0", "server-1")}
     commands = {
@@ -168,12 +163,7 @@ def start_kubegate(
         },
     }
     for name, command in commands.items():
-        with logs[name].open("wb") as log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "kubegate", *command], stdout=log, stderr=subprocess.STDOUT, env=env
-                )
-            )
+        processes.append(start_kubegate(name, command, log_file=logs[name], kubeconfig=kubeconfig))
     return [f"http://127.0.0.1:{port}" for port in ports], logs
 
 

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import base64
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from kubegate.devcluster.ports import pick_free_ports
-from kubegate.devcluster.processes import stop_all
+from kubegate.devcluster.processes import Child, start_kubegate, stop_all, wait_ready
 from kubegate.kube import KubeClient, NotFound, load_connection
 from kubegate.resources import StaticToken
 
@@ -40,14 +39,8 @@ TOKENS = StaticToken.path(namespace=APPS_NS)
 CATCH_UP = 2.0
 
 
-def start(name: str, args: list[str], kubeconfig: Path, tmp: Path) -> subprocess.Popen[bytes]:
-    with (tmp / f"{name}.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "kubegate", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        )
+def start(name: str, args: list[str], kubeconfig: Path, tmp: Path) -> Child:
+    return start_kubegate(name, args, log_file=tmp / f"{name}.log", kubeconfig=kubeconfig)
 
 
 async def verifies(http: aiohttp.ClientSession, urls: list[str], token: str) -> bool:
@@ -70,24 +63,13 @@ async def usable(client: KubeClient, http: aiohttp.ClientSession, urls: list[str
     return value is not None and await verifies(http, urls, base64.b64decode(value).decode())
 
 
-async def wait_ready(http: aiohttp.ClientSession, urls: list[str]) -> None:
-    for url in urls:
-        for _ in range(600):
-            try:
-                async with http.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 async def measure(client: KubeClient, urls: list[str], count: int, timeout: float) -> None:
     ready_at: dict[str, float] = {}
     verified_at: dict[str, float] = {}
     refused_after_catch_up: set[str] = set()
     async with aiohttp.ClientSession() as http:
-        await wait_ready(http, urls)
+        for url in urls:
+            await asyncio.to_thread(wait_ready, f"{url}/readyz", timeout=60)
         # The figures are for new tokens with the operator running, not for its start-up on a bad network.
         await client.create(TOKENS, {"metadata": {"name": "warm-up"}, "spec": {}} | KIND)
         warm_up = time.monotonic()
@@ -145,7 +127,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         state = start_cluster(state_dir=tmp / "cluster", name="bench", die_with_parent=True)
-        processes: list[subprocess.Popen[bytes]] = []
+        processes: list[Child] = []
         try:
             kubectl = Kubectl(state)
             kubectl("apply", "-f", str(ROOT / "crds"))

@@ -31,10 +31,11 @@ import aiohttp
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import ClusterState, Kubectl, start_cluster, stop_cluster
+from kubegate.devcluster.processes import start_kubegate, stop_all
 from kubegate.kube import KubeClient, load_connection
 
 sys.path.insert(0, str(Path(__file__).parent))
-from verify_throughput import Result, process, run_wrk, wait_ready
+from verify_throughput import READY_TIMEOUT, SERVER_CPU, Result, run_wrk
 
 OPERATOR_NS, APPS_NS, AUDIENCE = "kubegate-system", "bench", "kubegate-bench"
 ACCOUNTS = 100
@@ -114,18 +115,31 @@ async def client_tokens(url: str, sa_tokens: list[str]) -> list[str]:
 
 
 def operator_args() -> list[str]:
-    return [sys.executable, "-m", "kubegate", "operator", "--standalone", "--no-bootstrap",
+    return ["operator", "--standalone", "--no-bootstrap",
             "--operator-namespace", OPERATOR_NS, "--namespace", OPERATOR_NS,
             "--health-address", "127.0.0.1:0", "--log-level", "WARNING"]  # fmt: skip
 
 
 def server_args(port: int, url: str, bindings: Path) -> list[str]:
-    return [sys.executable, "-m", "kubegate", "server", "--insecure-http", "--address", f"127.0.0.1:{port}",
+    return ["server", "--insecure-http", "--address", f"127.0.0.1:{port}",
             "--operator-namespace", OPERATOR_NS, "--issuer-url", url, "--no-access-log",
             "--serviceaccount-bindings-file", str(bindings), "--serviceaccount-audiences", AUDIENCE,
             # wrk's 64 connections must not meet the default bound of 32 reviews in flight (503s).
             "--serviceaccount-max-concurrent-reviews", "64",
             "--log-level", "WARNING"]  # fmt: skip
+
+
+def report(phases: list[tuple[Result, int | None]], *, seconds: int) -> None:
+    """The table of phases (each with the TokenReviews it needed, if counted); the first is the cached one."""
+    print(f"\n{'phase':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'TokenReviews':>13}")
+    for result, reviews in phases:
+        count = "-" if reviews is None else str(reviews)
+        print(
+            f"{result.name:36} {result.rps:9.0f} {result.p50_ms:8.2f} {result.p99_ms:8.2f} "
+            f"{result.non_2xx:8d} {count:>13}"
+        )
+    cached, cached_reviews = phases[0]
+    print(f"\ncached phase: ~{int(cached.rps * seconds)} exchanges needed {cached_reviews} TokenReviews")
 
 
 def main() -> int:
@@ -153,19 +167,21 @@ def main() -> int:
             bindings.write_text(f"- namespaces: ['{APPS_NS}']\n  serviceAccounts: ['sa-*']\n  groups: ['bench']\n")
             port = 18543
             url = f"http://127.0.0.1:{port}"
-            with (
-                process(operator_args(), tmp / "operator.log"),
-                process(server_args(port, url, bindings), tmp / "server.log"),
-            ):
-                wait_ready(f"{url}/readyz")
-                wait_ready(f"{url}/.well-known/jwks.json")  # the operator has published its keys
+            operator = start_kubegate("operator", operator_args(), log_file=tmp / "operator.log", cpus=SERVER_CPU)
+            server = start_kubegate(
+                "server", server_args(port, url, bindings), log_file=tmp / "server.log", cpus=SERVER_CPU
+            )
+            try:
+                server.wait_ready(f"{url}/readyz", timeout=READY_TIMEOUT)
+                # the operator has published its keys
+                server.wait_ready(f"{url}/.well-known/jwks.json", timeout=READY_TIMEOUT)
                 cached_tokens = asyncio.run(request_tokens(1))
                 (tmp / "sa-tokens.txt").write_text("\n".join(cached_tokens) + "\n")
                 script = tmp / "exchange.lua"
                 script.write_text(WRK_EXCHANGE % {"tokens": tmp / "sa-tokens.txt", "path": EXCHANGE})
 
                 before = token_reviews(state)
-                cached = run_wrk("exchange, 100 tokens repeated", url, script, args.seconds)
+                cached = run_wrk("exchange, 100 tokens repeated", url, script, args.seconds, server_pid=server.pid)
                 cached_reviews = token_reviews(state) - before
 
                 fresh_tokens = asyncio.run(request_tokens(max(1, args.fresh // ACCOUNTS)))
@@ -190,17 +206,11 @@ def main() -> int:
                              'wrk.format("GET", "/auth/v1/verify", {["Authorization"] = "Bearer " .. tokens[i]})')
                     % {"tokens": tmp / "client-tokens.txt", "path": ""}
                 )  # fmt: skip
-                verify = run_wrk("verify, client tokens", url, verify_script, args.seconds)
+                verify = run_wrk("verify, client tokens", url, verify_script, args.seconds, server_pid=server.pid)
+            finally:
+                stop_all([server, operator], timeout=30)
 
-            print(f"\n{'phase':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'TokenReviews':>13}")
-            for result, reviews in ((cached, cached_reviews), (fresh, fresh_reviews), (verify, None)):
-                count = "-" if reviews is None else str(reviews)
-                print(
-                    f"{result.name:36} {result.rps:9.0f} {result.p50_ms:8.2f} {result.p99_ms:8.2f} "
-                    f"{result.non_2xx:8d} {count:>13}"
-                )
-            requests_cached = int(cached.rps * args.seconds)
-            print(f"\ncached phase: ~{requests_cached} exchanges needed {cached_reviews} TokenReviews")
+            report([(cached, cached_reviews), (fresh, fresh_reviews), (verify, None)], seconds=args.seconds)
         finally:
             stop_cluster(tmp / "cluster")
     return 0

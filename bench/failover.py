@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
+from kubegate.devcluster.processes import Child, start_kubegate, stop_all
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,51 +46,28 @@ def until(check: Callable[[], Any], what: str, timeout: float = TIMEOUT, interva
     return result
 
 
-class Replica:
-    """One `kubegate operator` process and its log."""
-
-    def __init__(self, log: Path, env: dict[str, str]) -> None:
-        self.log_file = log
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kubegate",
-                    "operator",
-                    f"--operator-namespace={OPERATOR_NS}",
-                    f"--namespace={APPS_NS}",
-                    "--no-bootstrap",
-                    "--health-address=127.0.0.1:0",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait(10)
+def replica(log: Path, kubeconfig: Path) -> Child:
+    """One `kubegate operator` replica, its output in `log`."""
+    args = [
+        "operator",
+        f"--operator-namespace={OPERATOR_NS}",
+        f"--namespace={APPS_NS}",
+        "--no-bootstrap",
+        "--health-address=127.0.0.1:0",
+    ]
+    return start_kubegate(log.stem, args, log_file=log, kubeconfig=kubeconfig)
 
 
-def leader(kubectl: Kubectl, replicas: list[Replica]) -> Replica:
+def leader(kubectl: Kubectl, replicas: list[Child]) -> Child:
     """The replica holding the Lease, by the identity its log says it acquired the lease as."""
 
-    def holding() -> Replica | None:
+    def holding() -> Child | None:
         result = kubectl("get", "lease", "-n", OPERATOR_NS, LEASE, "-o", "json", check=False)
         holder = json.loads(result.stdout)["spec"].get("holderIdentity") if result.returncode == 0 else None
         found = [r for r in replicas if holder and f"acquired the lease {OPERATOR_NS}/{LEASE} as {holder}" in r.log()]
         return found[0] if len(found) == 1 else None
 
-    replica: Replica = until(holding, "one replica to hold the lease")
+    replica: Child = until(holding, "one replica to hold the lease")
     return replica
 
 
@@ -107,10 +84,10 @@ def published(kubectl: Kubectl, name: str) -> bool:
     )
 
 
-def hand_over(kubectl: Kubectl, dying: Replica, how: signal.Signals, name: str) -> tuple[float, float]:
+def hand_over(kubectl: Kubectl, dying: Child, how: signal.Signals, name: str) -> tuple[float, float]:
     """Signal the leader, create `name` at once; seconds until its hash is published and until it is Ready."""
     signalled = time.monotonic()
-    dying.process.send_signal(how)
+    dying.send_signal(how)
     body = {"apiVersion": "kubegate.dev/v1alpha1", "kind": "StaticToken", "metadata": {"name": name}, "spec": {}}
     kubectl("apply", "-n", APPS_NS, "-f", "-", stdin=json.dumps(body))
     at_publish = until(lambda: published(kubectl, name) and time.monotonic(), f"{name} published", interval=0.05)
@@ -123,8 +100,8 @@ def summary(values: list[float]) -> str:
     return f"min {min(values):.1f} s, median {statistics.median(values):.1f} s, max {max(values):.1f} s"
 
 
-def measure(kubectl: Kubectl, tmp: Path, env: dict[str, str], tries: int) -> dict[str, list[tuple[float, float]]]:
-    started = [Replica(tmp / f"r{i}.log", env) for i in range(2)]
+def measure(kubectl: Kubectl, tmp: Path, kubeconfig: Path, tries: int) -> dict[str, list[tuple[float, float]]]:
+    started = [replica(tmp / f"r{i}.log", kubeconfig) for i in range(2)]
     replicas = list(started)
     figures: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
     try:
@@ -138,12 +115,11 @@ def measure(kubectl: Kubectl, tmp: Path, env: dict[str, str], tries: int) -> dic
                 figures[kind].append(taken)
                 print(f"{kind} #{i + 1}: published after {taken[0]:.1f} s, Ready after {taken[1]:.1f} s", flush=True)
                 dying.stop()
-                fresh = Replica(tmp / f"r{len(started)}.log", env)
+                fresh = replica(tmp / f"r{len(started)}.log", kubeconfig)
                 started.append(fresh)
                 replicas = [standby, fresh]
     finally:
-        for replica in started:
-            replica.stop()
+        stop_all(started)
     return figures
 
 
@@ -160,8 +136,7 @@ def main() -> int:
             kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/statictokens.kubegate.dev")
             for ns in (OPERATOR_NS, APPS_NS):
                 kubectl("create", "namespace", ns)
-            env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-            figures = measure(kubectl, Path(tmp), env, args.tries)
+            figures = measure(kubectl, Path(tmp), cluster.kubeconfig, args.tries)
         finally:
             stop_cluster(state_dir)
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")

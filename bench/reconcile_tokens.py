@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
+from kubegate.devcluster.processes import start_kubegate
 from kubegate.kube import KubeClient, load_connection
 from kubegate.resources import StaticToken
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
@@ -111,34 +111,28 @@ def main() -> int:
             for ns in (OPERATOR_NS, APPS_NS):
                 kubectl("create", "namespace", ns)
             os.environ["KUBECONFIG"] = str(state.kubeconfig)
-            log = Path(tmp) / "operator.log"
-            with log.open("wb") as out:
-                op = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "kubegate",
-                        "operator",
-                        "--standalone",
-                        "--operator-namespace",
-                        OPERATOR_NS,
-                        "--namespace",
-                        APPS_NS,
-                        "--no-bootstrap",
-                        "--health-address",
-                        "127.0.0.1:0",
-                        "--log-level",
-                        "WARNING",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            op = start_kubegate(
+                "operator",
+                [
+                    "operator",
+                    "--standalone",
+                    "--operator-namespace",
+                    OPERATOR_NS,
+                    "--namespace",
+                    APPS_NS,
+                    "--no-bootstrap",
+                    "--health-address",
+                    "127.0.0.1:0",
+                    "--log-level",
+                    "WARNING",
+                ],
+                log_file=Path(tmp) / "operator.log",
+            )
             try:
                 time.sleep(3)
                 asyncio.run(measure(args.count, op.pid))
             finally:
-                op.terminate()
-                op.wait(30)
+                op.stop(timeout=30)
         finally:
             stop_cluster(state_dir)
     return 0

@@ -34,8 +34,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +41,7 @@ from pathlib import Path
 from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.token_format import generate_token, hash_token, new_token_id
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
+from kubegate.devcluster.processes import start_child, start_kubegate, stop_all
 from kubegate.kube import KubeClient, load_connection
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.registry import Registry
@@ -184,30 +183,6 @@ async def write_config(count: int) -> list[str]:
     return tokens
 
 
-def wait_ready(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
-
-
-@contextmanager
-def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(["taskset", "-c", "1", *args], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -215,9 +190,14 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+SERVER_CPU = "1"
+"""Every server measured runs on this CPU; wrk on CPU 0."""
+READY_TIMEOUT = 120.0
+
+
 def server_args(port: int, *, access_log: bool) -> list[str]:
     return [
-        sys.executable, "-m", "kubegate", "server", "--insecure-http", "--address", f"127.0.0.1:{port}",
+        "server", "--insecure-http", "--address", f"127.0.0.1:{port}",
         "--operator-namespace", NAMESPACE, "--log-level", "WARNING",
         "--access-log" if access_log else "--no-access-log",
     ]  # fmt: skip
@@ -323,21 +303,31 @@ def main() -> int:
                 scripts[mode] = tmp / f"{mode}.lua"
                 scripts[mode].write_text(WRK_SCRIPT % {"tokens": tmp / "tokens.txt", "mode": mode})
             port = 18443
-            with (
-                process([sys.executable, "-c", BARE_APP, str(port + 1)], tmp / "bare.log") as bare_app,
-                process(server_args(port, access_log=False), tmp / "server.log") as server,
-                process(server_args(port + 2, access_log=True), tmp / "server-access-log.log") as logging_server,
-            ):
+            bare_app = start_child(
+                "bare", [sys.executable, "-c", BARE_APP, str(port + 1)], log_file=tmp / "bare.log", cpus=SERVER_CPU
+            )
+            server = start_kubegate(
+                "kubegate", server_args(port, access_log=False), log_file=tmp / "server.log", cpus=SERVER_CPU
+            )
+            logging_server = start_kubegate(
+                "kubegate-access-log",
+                server_args(port + 2, access_log=True),
+                log_file=tmp / "server-access-log.log",
+                cpus=SERVER_CPU,
+            )
+            try:
                 servers = {
                     "bare": (f"http://127.0.0.1:{port + 1}", bare_app.pid),
                     "kubegate": (f"http://127.0.0.1:{port}", server.pid),
                     "kubegate-access-log": (f"http://127.0.0.1:{port + 2}", logging_server.pid),
                 }
-                wait_ready(servers["bare"][0] + "/")
-                wait_ready(servers["kubegate"][0] + "/readyz")
-                wait_ready(servers["kubegate-access-log"][0] + "/readyz")
+                bare_app.wait_ready(servers["bare"][0] + "/", timeout=READY_TIMEOUT)
+                server.wait_ready(servers["kubegate"][0] + "/readyz", timeout=READY_TIMEOUT)
+                logging_server.wait_ready(servers["kubegate-access-log"][0] + "/readyz", timeout=READY_TIMEOUT)
                 results = measure(servers, scripts, rounds=args.rounds, seconds=args.seconds)
                 ratios = measure_pairs(servers, scripts, pairs=args.pairs, seconds=args.pair_seconds)
+            finally:
+                stop_all([bare_app, server, logging_server], timeout=30)
             report(
                 results,
                 ratios,
@@ -349,8 +339,11 @@ def main() -> int:
             )
 
             asyncio.run(write_config(args.memory_tokens))
-            with process(server_args(port, access_log=True), tmp / "server.log") as server:
-                wait_ready(f"http://127.0.0.1:{port}/readyz")
+            server = start_kubegate(
+                "kubegate", server_args(port, access_log=True), log_file=tmp / "server.log", cpus=SERVER_CPU
+            )
+            try:
+                server.wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=READY_TIMEOUT)
                 time.sleep(1)
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
                     loaded = re.search(r"^kubegate_config_tokens (\S+)$", response.read().decode(), re.M)
@@ -358,6 +351,8 @@ def main() -> int:
                     f"\nserver memory with {args.memory_tokens} tokens loaded: {rss_mib(server.pid):.0f} MiB RSS "
                     f"(tokens in memory: {loaded.group(1) if loaded else '?'})"
                 )
+            finally:
+                server.stop(timeout=30)
         finally:
             stop_cluster(tmp / "cluster")
     return 0

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_processes import KubegateProcess, ServerProcess, install_crds, start_operator, start_server
 
 from kubegate.devcluster import ClusterState, DevClusterError, Kubectl, find_binaries, start_cluster, stop_cluster
+from kubegate.devcluster.ports import pick_free_ports
+from kubegate.devcluster.processes import Child, start_kubegate
 from kubegate.resources.crd import KINDS
+from support.processes import ServerProcess, start_server
 
 log = logging.getLogger("kubegate.tests.devcluster")
 
@@ -74,10 +76,45 @@ def namespaces(kubectl: Kubectl, crds: list[str]) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[KubegateProcess]:
+def operator_namespace(kubectl: Kubectl, crds: list[str]) -> Iterator[str]:
+    """A fresh operator namespace with the CRDs installed, for tests that start their own operators."""
+    name = f"kg-ops-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def servers(dev_cluster: ClusterState, namespaces: tuple[str, str], tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Two `kubegate server` replicas reading the operator namespace of `namespaces`, once both are ready."""
+    started = [
+        start_server(
+            f"server-{i}", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespaces[0], log_dir=tmp_path
+        )
+        for i in range(2)
+    ]
+    try:
+        for server in started:
+            server.wait_ready(timeout=60)
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def operator(dev_cluster: ClusterState, crds: list[str], namespace: str, tmp_path: Path) -> Iterator[Child]:
     """`kubegate operator` watching only the test's namespace, which is also its operator namespace."""
-    install_crds(kubectl)
-    process = start_operator(dev_cluster, namespace, tmp_path)
+    (health_port,) = pick_free_ports(1)
+    args = [
+        "operator",
+        "--standalone",
+        f"--operator-namespace={namespace}",
+        f"--namespace={namespace}",
+        f"--health-address=127.0.0.1:{health_port}",
+    ]
+    name = f"operator-{namespace}"
+    process = start_kubegate(name, args, log_file=tmp_path / f"{name}.log", kubeconfig=dev_cluster.kubeconfig)
     try:
         yield process
     finally:
@@ -85,9 +122,7 @@ def operator(dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_pa
 
 
 @pytest.fixture
-def server(
-    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
-) -> Iterator[ServerProcess]:
+def server(dev_cluster: ClusterState, operator: Child, namespace: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """`kubegate server` (plain HTTP on loopback) beside the `operator` fixture."""
     process = start_server("server", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
     try:

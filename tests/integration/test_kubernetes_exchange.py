@@ -18,20 +18,14 @@ import jwt
 import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
-from server_processes import (
-    KubegateProcess,
-    ServerProcess,
-    install_crds,
-    start_kubegate,
-    start_server,
-    token_kubeconfig,
-    webhook_kubeconfig,
-)
 
 from kubegate.client_tokens import keys
 from kubegate.devcluster import ClusterState, Kubectl, start_apiserver, stop_apiserver
 from kubegate.devcluster.ports import pick_free_ports
+from kubegate.devcluster.processes import Child, start_kubegate
 from support import eventually, http
+from support.kube import token_kubeconfig, webhook_kubeconfig
+from support.processes import ServerProcess, start_server
 
 pytestmark = pytest.mark.integration
 AUDIENCE = "kubegate-test"
@@ -45,7 +39,7 @@ class Env:
     operator_namespace: str
     apps: str
     servers: list[ServerProcess]
-    operator: KubegateProcess
+    operator: Child
     tmp: Path
 
     @property
@@ -71,8 +65,9 @@ def _pod(name: str, service_account: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    install_crds(kubectl)
+def env(
+    dev_cluster: ClusterState, kubectl: Kubectl, crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Env]:
     suffix = uuid.uuid4().hex[:6]
     operator_ns, apps, other = f"kg-x-op-{suffix}", f"kg-x-apps-{suffix}", f"kg-x-other-{suffix}"
     for ns in (operator_ns, apps, other):
@@ -95,7 +90,7 @@ def env(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path_factory: pytest.Te
             "--client-token-max-lifetime=2h",
         ],
         kubeconfig=dev_cluster.kubeconfig,
-        log_dir=tmp,
+        log_file=tmp / "operator.log",
     )
     servers: list[ServerProcess] = []
     ports = pick_free_ports(2)

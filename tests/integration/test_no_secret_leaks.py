@@ -19,21 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_processes import (
-    KubegateProcess,
-    ServerProcess,
-    bootstrap_token,
-    install_crds,
-    read_token,
-    start_kubegate,
-    start_server,
-)
 
 from kubegate.client_tokens import keys
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.devcluster.ports import pick_free_ports
+from kubegate.devcluster.processes import Child, bootstrap_token, start_kubegate
 from support import eventually, http
+from support.kube import read_token
 from support.leaks import Secret, find_leaks
+from support.processes import ServerProcess, start_server
 
 pytestmark = pytest.mark.integration
 AUDIENCE = "kubegate-leaks"
@@ -53,7 +47,7 @@ def _all_objects(kubectl: Kubectl) -> list[dict[str, Any]]:
 @dataclass
 class Flow:
     kubectl: Kubectl
-    operator: KubegateProcess
+    operator: Child
     server: ServerProcess
     operator_ns: str
     apps: str
@@ -84,8 +78,7 @@ def _static_token(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def flow(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path: Path) -> Iterator[Flow]:
-    install_crds(kubectl)
+def flow(dev_cluster: ClusterState, kubectl: Kubectl, crds: list[str], tmp_path: Path) -> Iterator[Flow]:
     suffix = uuid.uuid4().hex[:6]
     operator_ns, apps = f"kg-leak-op-{suffix}", f"kg-leak-apps-{suffix}"
     for ns in (operator_ns, apps):
@@ -108,7 +101,7 @@ def flow(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path: Path) -> Iterato
             "--client-token-max-lifetime=1h",
         ],
         kubeconfig=dev_cluster.kubeconfig,
-        log_dir=tmp_path,
+        log_file=tmp_path / "operator.log",
     )
     server = start_server(
         "server",
@@ -135,7 +128,7 @@ def flow(dev_cluster: ClusterState, kubectl: Kubectl, tmp_path: Path) -> Iterato
 def test_no_secret_outside_its_own_secret(flow: Flow) -> None:
     kubectl, op, apps = flow.kubectl, flow.operator_ns, flow.apps
     bootstrap = flow.keep(
-        "the bootstrap token", bootstrap_token(flow.operator), f"{op}/initial-bootstrap-token", log_lines=1
+        "the bootstrap token", bootstrap_token(flow.operator.log_file), f"{op}/initial-bootstrap-token", log_lines=1
     )
     eventually(lambda: http.get(flow.server.url + "/auth/v1/self", token=bootstrap)[0] == 200, timeout=60, what="up")
     first_keys = eventually(flow.signing_keys, timeout=30, what="the signing keys")

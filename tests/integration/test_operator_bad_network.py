@@ -15,19 +15,17 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_processes import ServerProcess, start_server
 
 from kubegate.devcluster import ClusterState, Kubectl
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from support.http import get
 from support.kube import apply, token_resource
-from support.processes import operator, wait_http_ok
+from support.processes import ServerProcess, operator
 
 pytestmark = pytest.mark.integration
 LATENCY_TOKENS = int(os.environ.get("KUBEGATE_BAD_NETWORK_TOKENS", "100"))
@@ -90,23 +88,6 @@ class Progress:
 def _ready(obj: dict[str, Any]) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-@pytest.fixture
-def servers(dev_cluster: ClusterState, namespaces: tuple[str, str], tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    """Two servers reaching the API directly."""
-    kubeconfig, operator_ns = dev_cluster.kubeconfig, namespaces[0]
-    started = [
-        start_server(f"server-{i}", kubeconfig=kubeconfig, operator_namespace=operator_ns, log_dir=tmp_path)
-        for i in range(2)
-    ]
-    try:
-        for server in started:
-            wait_http_ok(server.url + "/readyz", timeout=60, what=f"{server.process.name} ready")
-        yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 def run_on_bad_network(

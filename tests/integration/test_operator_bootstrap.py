@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,14 +19,6 @@ from support.processes import operator
 pytestmark = pytest.mark.integration
 BOOTSTRAP = "initial-bootstrap-token"
 LOG_LINE = re.compile(r'access token created client_token="([^"]+)"')
-
-
-@pytest.fixture
-def operator_namespace(kubectl: Kubectl, crds: list[str]) -> Iterator[str]:
-    name = f"kg-boot-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _run(dev_cluster: ClusterState, namespace: str, log_file: Path, *extra: str) -> operator:  # type: ignore[valid-type]

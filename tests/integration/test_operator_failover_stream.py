@@ -17,9 +17,10 @@ import pytest
 
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster.processes import Child
 from support import eventually
 from support.kube import apply, config_entries, token_resource
-from support.processes import Process, operator
+from support.processes import operator
 
 pytestmark = pytest.mark.integration
 GENERATED = re.compile(r"generated token \S+ for StaticToken \S+/(\S+)")
@@ -97,13 +98,13 @@ def _generated(log: Path) -> list[str]:
     return GENERATED.findall(log.read_text(errors="replace"))
 
 
-def _acting(replicas: list[Process], offsets: dict[Path, int], stream: Stream) -> Process:
+def _acting(replicas: list[Child], offsets: dict[Path, int], stream: Stream) -> Child:
     """The replica that generated a token since `offsets` (the log sizes at the last kill), once it keeps
     up: every token created more than 2 s ago is Ready. So no token's wait spans two hand-overs.
 
     Read from the logs rather than the Lease, so the test runs unchanged on code before the Lease."""
 
-    def one() -> Process | None:
+    def one() -> Child | None:
         acting = [p for p in replicas if "generated token" in p.log()[offsets.get(p.log_file, 0) :]]
         assert len(acting) < 2, "two replicas acted at once"
         return acting[0] if acting and stream.keeps_up(2.0) else None

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_processes import install_crds, start_kubegate
 
-from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster import ClusterState
+from kubegate.devcluster.processes import start_kubegate
 from support import eventually
 
 pytestmark = pytest.mark.integration
@@ -36,9 +36,8 @@ def _port_80_unavailable() -> Iterator[None]:
 
 
 def test_port_0_is_a_free_port_named_in_the_log(
-    dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, tmp_path: Path
+    dev_cluster: ClusterState, crds: list[str], namespace: str, tmp_path: Path
 ) -> None:
-    install_crds(kubectl)
     with _port_80_unavailable():
         operator = start_kubegate(
             "operator",
@@ -51,7 +50,7 @@ def test_port_0_is_a_free_port_named_in_the_log(
                 "--health-address=127.0.0.1:0",
             ],
             kubeconfig=dev_cluster.kubeconfig,
-            log_dir=tmp_path,
+            log_file=tmp_path / "operator.log",
         )
         try:
             match = eventually(lambda: _LIVENESS.search(operator.log()), timeout=30, what="the liveness URL in the log")

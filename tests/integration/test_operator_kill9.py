@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_processes import ServerProcess, start_server
 
 from kubegate.contracts.token_format import hash_token
 from kubegate.contracts.token_secret import PREVIOUS_SHA_ANNOTATION
@@ -32,7 +31,7 @@ from kubegate.devcluster import ClusterState, Kubectl
 from support import eventually
 from support.http import get
 from support.kube import apply, config_entries, token_resource
-from support.processes import operator, wait_http_ok
+from support.processes import ServerProcess, operator
 
 pytestmark = pytest.mark.integration
 TOKENS = int(os.environ.get("KUBEGATE_CRASH_TOKENS", "300"))
@@ -170,129 +169,121 @@ def _published(kubectl: Kubectl, operator_ns: str, apps: str) -> dict[str, Any]:
 
 
 def test_kill_9_while_creating_rotating_and_deleting(
-    dev_cluster: ClusterState, kubectl: Kubectl, namespaces: tuple[str, str], tmp_path: Path
+    dev_cluster: ClusterState,
+    kubectl: Kubectl,
+    namespaces: tuple[str, str],
+    servers: list[ServerProcess],
+    tmp_path: Path,
 ) -> None:
     operator_ns, apps = namespaces
     rng = random.Random(SEED)
     names = [f"crash-{i:03d}" for i in range(TOKENS)]
-    servers = [
-        start_server(f"server-{i}", kubeconfig=dev_cluster.kubeconfig, operator_namespace=operator_ns, log_dir=tmp_path)
-        for i in range(2)
-    ]
-    try:
-        for server in servers:
-            wait_http_ok(server.url + "/readyz", timeout=60, what=f"{server.process.name} ready")
-        sampler = Sampler(kubectl, apps, servers, rng)
-        crashes = Crashes(dev_cluster, operator_ns, apps, tmp_path, rng)
-        figures: dict[str, Any] = {"tokens": TOKENS, "seed": SEED}
+    sampler = Sampler(kubectl, apps, servers, rng)
+    crashes = Crashes(dev_cluster, operator_ns, apps, tmp_path, rng)
+    figures: dict[str, Any] = {"tokens": TOKENS, "seed": SEED}
 
-        def all_ready() -> bool:
-            tokens, _ = sampler.snapshot()
-            return len(tokens) == TOKENS and all(_ready(t) for t in tokens.values())
+    def all_ready() -> bool:
+        tokens, _ = sampler.snapshot()
+        return len(tokens) == TOKENS and all(_ready(t) for t in tokens.values())
 
-        # --- creation ---------------------------------------------------------------------------------
-        apply(kubectl, *(token_resource(n, **SPEC) for n in names), namespace=apps)
-        started = time.monotonic()
-        with sampler.running():
-            crashes.kill_rounds(all_ready, first_after=4.0)
-            with crashes.operator():
-                eventually(all_ready, timeout=180, what="every token Ready after the kills", interval=0.5)
-                figures["create_s"] = round(time.monotonic() - started, 1)
-                time.sleep(CATCH_UP + 0.5)  # let the sampler verify what it saw last
+    # --- creation ---------------------------------------------------------------------------------
+    apply(kubectl, *(token_resource(n, **SPEC) for n in names), namespace=apps)
+    started = time.monotonic()
+    with sampler.running():
+        crashes.kill_rounds(all_ready, first_after=4.0)
+        with crashes.operator():
+            eventually(all_ready, timeout=180, what="every token Ready after the kills", interval=0.5)
+            figures["create_s"] = round(time.monotonic() - started, 1)
+            time.sleep(CATCH_UP + 0.5)  # let the sampler verify what it saw last
+    tokens, secrets = sampler.snapshot()
+    first = {n: _value(secrets[n][0]) for n in names}
+    published = _published(kubectl, operator_ns, apps)
+    for name, value in first.items():
+        sampler.verify(name, value)
+    figures["create"] = {
+        "runs": crashes.runs,
+        "kills mid-work": crashes.mid_work,
+        "not one Secret": sum(len(secrets.get(n, [])) != 1 for n in names),
+        "a second value": sum(len(sampler.values[n]) != 1 for n in names),
+        "status and Secret disagree": sum(
+            tokens[n]["status"]["tokenId"] != base64.b64decode(secrets[n][0]["data"]["tokenId"]).decode() for n in names
+        ),
+        "unpublished": sum(hash_token(v) not in published for v in first.values()),
+        "Ready refused": len(sampler.refused),
+    }
+
+    # --- rotation ---------------------------------------------------------------------------------
+    sampler.held = dict(first)
+    refused_before = len(sampler.refused)
+    kubectl("annotate", "statictokens", "--all", "-n", apps, "kubegate.dev/rotate=r1", "--overwrite")
+
+    def all_rotated() -> bool:
         tokens, secrets = sampler.snapshot()
-        first = {n: _value(secrets[n][0]) for n in names}
-        published = _published(kubectl, operator_ns, apps)
-        for name, value in first.items():
+        return all(
+            _ready(t) and (t["status"] or {}).get("handledRotateRequest") == "r1" for t in tokens.values()
+        ) and all(_value(s[0]) != first[n] for n, s in secrets.items())
+
+    runs_before, mid_before = crashes.runs, crashes.mid_work
+    started = time.monotonic()
+    with sampler.running():
+        crashes.kill_rounds(all_rotated, first_after=3.0)
+        with crashes.operator():
+            eventually(all_rotated, timeout=180, what="every token rotated after the kills", interval=0.5)
+            figures["rotate_s"] = round(time.monotonic() - started, 1)
+            time.sleep(CATCH_UP + 0.5)
+    tokens, secrets = sampler.snapshot()
+    second = {n: _value(secrets[n][0]) for n in names}
+    published = _published(kubectl, operator_ns, apps)
+    for name in names:
+        for value in (first[name], second[name]):
             sampler.verify(name, value)
-        figures["create"] = {
-            "runs": crashes.runs,
-            "kills mid-work": crashes.mid_work,
-            "not one Secret": sum(len(secrets.get(n, [])) != 1 for n in names),
-            "a second value": sum(len(sampler.values[n]) != 1 for n in names),
-            "status and Secret disagree": sum(
-                tokens[n]["status"]["tokenId"] != base64.b64decode(secrets[n][0]["data"]["tokenId"]).decode()
-                for n in names
-            ),
-            "unpublished": sum(hash_token(v) not in published for v in first.values()),
-            "Ready refused": len(sampler.refused),
-        }
+    rotations = [m.group(2) for m in ROTATED.finditer(crashes.logs())]
+    figures["rotate"] = {
+        "runs": crashes.runs - runs_before,
+        "kills mid-work": crashes.mid_work - mid_before,
+        "not one Secret": sum(len(secrets.get(n, [])) != 1 for n in names),
+        # Rotated once: the Secret's previous token is the value held before, no third value was seen, and
+        # the operator logged one rotation.
+        "rotated twice": sum(
+            secrets[n][0]["metadata"]["annotations"].get(PREVIOUS_SHA_ANNOTATION) != hash_token(first[n]) for n in names
+        ),
+        "not two values": sum(len(sampler.values[n]) != 2 for n in names),
+        "two rotation lines": sum(rotations.count(n) > 1 for n in names),
+        "unpublished": sum(hash_token(v) not in published for n in names for v in (first[n], second[n])),
+        "Ready or held refused": len(sampler.refused) - refused_before,
+    }
 
-        # --- rotation ---------------------------------------------------------------------------------
-        sampler.held = dict(first)
-        refused_before = len(sampler.refused)
-        kubectl("annotate", "statictokens", "--all", "-n", apps, "kubegate.dev/rotate=r1", "--overwrite")
+    # --- deletion ---------------------------------------------------------------------------------
+    sampler.held = {}
+    sampler.deleting = True
+    kubectl("delete", "statictokens", "--all", "-n", apps, "--wait=false")
 
-        def all_rotated() -> bool:
-            tokens, secrets = sampler.snapshot()
-            return all(
-                _ready(t) and (t["status"] or {}).get("handledRotateRequest") == "r1" for t in tokens.values()
-            ) and all(_value(s[0]) != first[n] for n, s in secrets.items())
+    def all_gone() -> bool:
+        return not kubectl.json("get", "statictokens", "-n", apps)["items"]
 
-        runs_before, mid_before = crashes.runs, crashes.mid_work
-        started = time.monotonic()
-        with sampler.running():
-            crashes.kill_rounds(all_rotated, first_after=3.0)
-            with crashes.operator():
-                eventually(all_rotated, timeout=180, what="every token rotated after the kills", interval=0.5)
-                figures["rotate_s"] = round(time.monotonic() - started, 1)
-                time.sleep(CATCH_UP + 0.5)
-        tokens, secrets = sampler.snapshot()
-        second = {n: _value(secrets[n][0]) for n in names}
-        published = _published(kubectl, operator_ns, apps)
-        for name in names:
-            for value in (first[name], second[name]):
-                sampler.verify(name, value)
-        rotations = [m.group(2) for m in ROTATED.finditer(crashes.logs())]
-        figures["rotate"] = {
-            "runs": crashes.runs - runs_before,
-            "kills mid-work": crashes.mid_work - mid_before,
-            "not one Secret": sum(len(secrets.get(n, [])) != 1 for n in names),
-            # Rotated once: the Secret's previous token is the value held before, no third value was seen, and
-            # the operator logged one rotation.
-            "rotated twice": sum(
-                secrets[n][0]["metadata"]["annotations"].get(PREVIOUS_SHA_ANNOTATION) != hash_token(first[n])
-                for n in names
-            ),
-            "not two values": sum(len(sampler.values[n]) != 2 for n in names),
-            "two rotation lines": sum(rotations.count(n) > 1 for n in names),
-            "unpublished": sum(hash_token(v) not in published for n in names for v in (first[n], second[n])),
-            "Ready or held refused": len(sampler.refused) - refused_before,
-        }
-
-        # --- deletion ---------------------------------------------------------------------------------
-        sampler.held = {}
-        sampler.deleting = True
-        kubectl("delete", "statictokens", "--all", "-n", apps, "--wait=false")
-
-        def all_gone() -> bool:
-            return not kubectl.json("get", "statictokens", "-n", apps)["items"]
-
-        runs_before, mid_before = crashes.runs, crashes.mid_work
-        started = time.monotonic()
-        with sampler.running():
-            crashes.kill_rounds(all_gone, first_after=1.5)
-            with crashes.operator():
-                eventually(all_gone, timeout=180, what="every StaticToken gone after the kills", interval=0.5)
-                figures["delete_s"] = round(time.monotonic() - started, 1)
-        time.sleep(CATCH_UP)
-        figures["delete"] = {
-            "runs": crashes.runs - runs_before,
-            "kills mid-work": crashes.mid_work - mid_before,
-            "still published": len(_published(kubectl, operator_ns, apps)),
-            "still verify": sum(
-                get(servers[0].url + "/auth/v1/verify", token=v)[0] != 401 for n in names for v in (first[n], second[n])
-            ),
-        }
-        figures["samples"], figures["verifications"] = sampler.samples, sampler.verified
-        print("kill -9 figures:", figures)
-        failures = {
-            f"{phase}: {what}": count
-            for phase in ("create", "rotate", "delete")
-            for what, count in figures[phase].items()
-            if what not in ("runs", "kills mid-work") and count
-        }
-        assert failures == {}, sampler.refused[:10]
-        assert crashes.mid_work >= KILLS, f"only {crashes.mid_work} kills came mid-work; the test proves little"
-    finally:
-        for server in servers:
-            server.stop()
+    runs_before, mid_before = crashes.runs, crashes.mid_work
+    started = time.monotonic()
+    with sampler.running():
+        crashes.kill_rounds(all_gone, first_after=1.5)
+        with crashes.operator():
+            eventually(all_gone, timeout=180, what="every StaticToken gone after the kills", interval=0.5)
+            figures["delete_s"] = round(time.monotonic() - started, 1)
+    time.sleep(CATCH_UP)
+    figures["delete"] = {
+        "runs": crashes.runs - runs_before,
+        "kills mid-work": crashes.mid_work - mid_before,
+        "still published": len(_published(kubectl, operator_ns, apps)),
+        "still verify": sum(
+            get(servers[0].url + "/auth/v1/verify", token=v)[0] != 401 for n in names for v in (first[n], second[n])
+        ),
+    }
+    figures["samples"], figures["verifications"] = sampler.samples, sampler.verified
+    print("kill -9 figures:", figures)
+    failures = {
+        f"{phase}: {what}": count
+        for phase in ("create", "rotate", "delete")
+        for what, count in figures[phase].items()
+        if what not in ("runs", "kills mid-work") and count
+    }
+    assert failures == {}, sampler.refused[:10]
+    assert crashes.mid_work >= KILLS, f"only {crashes.mid_work} kills came mid-work; the test proves little"

@@ -18,9 +18,10 @@ import pytest
 from kubegate.contracts.timestamps import parse_time
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster.processes import Child
 from support import eventually
 from support.kube import apply, config_entries, secret_token, shard_versions, token_resource
-from support.processes import Process, operator
+from support.processes import operator
 
 pytestmark = pytest.mark.integration
 GENERATED = re.compile(r"generated token (\S+) for StaticToken (\S+)/(\S+)")
@@ -126,10 +127,10 @@ def _holder(kubectl: Kubectl, operator_ns: str) -> str | None:
     return json.loads(result.stdout)["spec"].get("holderIdentity") or None
 
 
-def _leader(kubectl: Kubectl, operator_ns: str, candidates: list[Process]) -> Process:
+def _leader(kubectl: Kubectl, operator_ns: str, candidates: list[Child]) -> Child:
     """The candidate that holds the lease, by the identity its log says it acquired the lease as."""
 
-    def holding() -> Process | None:
+    def holding() -> Child | None:
         holder = _holder(kubectl, operator_ns)
         found = [p for p in candidates if holder and f"acquired the lease {operator_ns}/{LEASE} as {holder}" in p.log()]
         return found[0] if len(found) == 1 else None

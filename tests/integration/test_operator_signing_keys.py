@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +13,6 @@ from support import eventually
 from support.processes import operator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def operator_namespace(kubectl: Kubectl, crds: list[str]) -> Iterator[str]:
-    name = f"kg-keys-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _keyset(kubectl: Kubectl, namespace: str) -> keys.KeySet | None:

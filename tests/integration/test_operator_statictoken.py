@@ -17,6 +17,7 @@ import pytest
 from kubegate.contracts.timestamps import format_time
 from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster.processes import Child
 from kubegate.resources.duration import parse_duration
 from support import eventually
 from support.kube import (
@@ -29,7 +30,7 @@ from support.kube import (
     static_token,
     token_resource,
 )
-from support.processes import Process, operator
+from support.processes import operator
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ class Env:
     kubectl: Kubectl
     operator_namespace: str
     namespace: str
-    process: Process
+    process: Child
 
     def entries(self) -> dict[str, list[str]]:
         """name -> sha256 hashes in the validation config, for this test namespace."""
@@ -82,7 +83,7 @@ def env(
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def _assert_no_plaintext_leaked(kubectl: Kubectl, namespace: str, process: Process) -> None:
+def _assert_no_plaintext_leaked(kubectl: Kubectl, namespace: str, process: Child) -> None:
     """No token from any Secret of the namespace appears in the operator's log, in events or in status."""
     secrets = kubectl.json("get", "secrets", "-n", namespace)["items"]
     tokens = {

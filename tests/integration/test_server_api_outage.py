@@ -18,19 +18,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from server_processes import (
-    ServerProcess,
-    apply_static_token,
-    bootstrap_token,
-    read_token,
-    start_kubegate,
-    start_server,
-    wait_ready,
-)
 
 from kubegate.devcluster import ClusterState, Kubectl, start_apiserver, stop_apiserver
 from kubegate.devcluster.forwarder import Forwarder, forwarded_kubeconfig, port_of
 from kubegate.devcluster.ports import pick_free_ports
+from kubegate.devcluster.processes import bootstrap_token, start_kubegate
+from support.kube import apply_static_token, read_token
+from support.processes import ServerProcess, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +98,7 @@ async def test_a_minute_without_the_api_server(
                     f"--health-address=127.0.0.1:{health}",
                 ],
                 kubeconfig=kubeconfig,
-                log_dir=tmp_path,
+                log_file=tmp_path / "operator.log",
             )
             processes.append(operator)
             servers = [
@@ -113,12 +107,12 @@ async def test_a_minute_without_the_api_server(
             ]
             processes += [s.process for s in servers]
             for server in servers:
-                await wait_ready(server)
+                await asyncio.to_thread(server.wait_ready)
             apply_static_token(kubectl, namespace, "before")
             before = read_token(kubectl, namespace, "before")
             apply_static_token(kubectl, namespace, "known")
             known = read_token(kubectl, namespace, "known")
-            admin = bootstrap_token(operator)
+            admin = bootstrap_token(operator.log_file)
             async with aiohttp.ClientSession() as http:
                 for token in (before, known):
                     await eventually(lambda t=token: everywhere(http, servers, t, 200), timeout=30, what="the tokens")

@@ -9,25 +9,19 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from server_processes import (
-    KubegateProcess,
-    ServerProcess,
-    bootstrap_token,
-    wait_ready,
-)
 
 from kubegate.devcluster import Kubectl
+from kubegate.devcluster.processes import Child, bootstrap_token
 from support import eventually
 from support.flipt import status_of
+from support.processes import ServerProcess
 
 pytestmark = pytest.mark.integration
 
 
-async def test_flipt_documented_flow(
-    server: ServerProcess, operator: KubegateProcess, kubectl: Kubectl, namespace: str
-) -> None:
-    await wait_ready(server)
-    bootstrap = bootstrap_token(operator)
+async def test_flipt_documented_flow(server: ServerProcess, operator: Child, kubectl: Kubectl, namespace: str) -> None:
+    await asyncio.to_thread(server.wait_ready)
+    bootstrap = bootstrap_token(operator.log_file)
     admin = {"Authorization": f"Bearer {bootstrap}"}
     async with aiohttp.ClientSession(base_url=server.url) as http:
         # The bootstrap token reaches the server through the validation config.
@@ -85,10 +79,10 @@ async def test_flipt_documented_flow(
 
 
 async def test_expire_self_on_a_real_cluster(
-    server: ServerProcess, operator: KubegateProcess, kubectl: Kubectl, namespace: str
+    server: ServerProcess, operator: Child, kubectl: Kubectl, namespace: str
 ) -> None:
-    await wait_ready(server)
-    admin = {"Authorization": f"Bearer {bootstrap_token(operator)}"}
+    await asyncio.to_thread(server.wait_ready)
+    admin = {"Authorization": f"Bearer {bootstrap_token(operator.log_file)}"}
     async with aiohttp.ClientSession(base_url=server.url) as http:
         deadline = time.monotonic() + 30
         while (await http.get("/auth/v1/self", headers=admin)).status != 200:
@@ -107,12 +101,12 @@ async def test_expire_self_on_a_real_cluster(
 
 
 async def test_flipts_sdk_calls_on_a_real_cluster(
-    server: ServerProcess, operator: KubegateProcess, kubectl: Kubectl, namespace: str
+    server: ServerProcess, operator: Child, kubectl: Kubectl, namespace: str
 ) -> None:
     """The requests Flipt's Go SDK makes, byte for byte where it matters: the list query it always sends,
     a create without a content type, the expiry in the query; and its strict reading of errors."""
-    await wait_ready(server)
-    admin = {"Authorization": f"Bearer {bootstrap_token(operator)}"}
+    await asyncio.to_thread(server.wait_ready)
+    admin = {"Authorization": f"Bearer {bootstrap_token(operator.log_file)}"}
     async with aiohttp.ClientSession(base_url=server.url) as http:
         deadline = time.monotonic() + 30
         while (await http.get("/auth/v1/self", headers=admin)).status != 200:

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from server_processes import (
-    KubegateProcess,
-    ServerProcess,
-    apply_static_token,
-    start_server,
-    wait_ready,
-)
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster.processes import Child
 from kubegate.kube import KubeClient, NotFound, load_connection
+from support.kube import apply_static_token
+from support.processes import ServerProcess, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +30,7 @@ TRY_TIMEOUT = 20.0
 
 @pytest.fixture
 def replicas(
-    dev_cluster: ClusterState, operator: KubegateProcess, namespace: str, tmp_path: Path
+    dev_cluster: ClusterState, operator: Child, namespace: str, tmp_path: Path
 ) -> Iterator[list[ServerProcess]]:
     servers = [
         start_server(f"server-{i}", kubeconfig=dev_cluster.kubeconfig, operator_namespace=namespace, log_dir=tmp_path)
@@ -88,7 +84,7 @@ async def test_two_replicas_accept_and_refuse_within_two_seconds(
     dev_cluster: ClusterState, kubectl: Kubectl, namespace: str, replicas: list[ServerProcess]
 ) -> None:
     for server in replicas:
-        await wait_ready(server)
+        await asyncio.to_thread(server.wait_ready)
     accepted: list[float] = []
     refused: list[float] = []
     connection = load_connection(kubeconfig=str(dev_cluster.kubeconfig))

@@ -13,17 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_processes import (
-    ServerProcess,
-    apply_static_token,
-    read_token,
-    token_kubeconfig,
-    wait_ready,
-    webhook_kubeconfig,
-)
 
 from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_apiserver, stop_apiserver
 from support import eventually
+from support.kube import apply_static_token, read_token, token_kubeconfig, webhook_kubeconfig
+from support.processes import ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +62,7 @@ async def test_kubectl_with_a_static_token_through_the_webhook(
     webhook_apiserver: ExtraApiserver,
     tmp_path: Path,
 ) -> None:
-    await wait_ready(server)
+    server.wait_ready()
     apply_static_token(kubectl, namespace, "deployer", groups=["deployers"])
     token = read_token(kubectl, namespace, "deployer")
     kubeconfig = token_kubeconfig(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 from kubegate.devcluster import Kubectl
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
+from support import eventually
 
 
 def config_entries(kubectl: Kubectl, operator_namespace: str) -> list[TokenEntry]:
@@ -51,3 +53,50 @@ def apply(kubectl: Kubectl, *objects: dict[str, Any], namespace: str | None = No
 
 def token_resource(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "kubegate.dev/v1alpha1", "kind": "StaticToken", "metadata": {"name": name}, "spec": spec}
+
+
+def apply_static_token(kubectl: Kubectl, namespace: str, name: str, *, groups: list[str] | None = None) -> None:
+    apply(kubectl, token_resource(name, groups=groups or []), namespace=namespace)
+
+
+def read_token(kubectl: Kubectl, namespace: str, secret: str, *, timeout: float = 60.0) -> str:
+    """The token the operator wrote to `secret`, once it is there."""
+
+    def token() -> str | None:
+        result = kubectl("get", "secret", secret, "-n", namespace, "-o", "jsonpath={.data.token}", check=False)
+        if result.returncode != 0 or not result.stdout:
+            return None
+        return base64.b64decode(result.stdout).decode()
+
+    value: str = eventually(token, timeout=timeout, what=f"Secret {namespace}/{secret} to hold a token")
+    return value
+
+
+def token_kubeconfig(path: Path, *, server: str, ca_file: Path) -> Path:
+    """A kubeconfig with no credentials of its own, for `kubectl --token`."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def webhook_kubeconfig(path: Path, server_url: str) -> Path:
+    """The file kube-apiserver reads: `clusters` is the webhook, `users` how the apiserver calls it."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "kubegate", "cluster": {"server": f"{server_url}/apis/authentication.k8s.io/v1/tokenreviews"}}
+        ],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "webhook", "context": {"cluster": "kubegate", "user": "kube-apiserver"}}],
+        "current-context": "webhook",
+    }
+    path.write_text(json.dumps(config))
+    return path

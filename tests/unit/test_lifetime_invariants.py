@@ -8,12 +8,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 from hypothesis import given
 from hypothesis import strategies as st
+from server_harness import FakeConfigMaps
 
 from kubegate.client_tokens import keys
 from kubegate.kube import WatchEvent
-from kubegate.methods.kubernetes.exchange import expiry_for
+from kubegate.methods.kubernetes.bindings import Binding
+from kubegate.methods.kubernetes.exchange import Exchange, expiry_for
 from kubegate.methods.kubernetes.review import ReviewedAccount, TokenReviewer
 from kubegate.server import deny_list
 from kubegate.server.metrics import Metrics
@@ -50,6 +53,19 @@ def test_the_deny_list_stops_denying_when_the_token_would_have_expired() -> None
     assert denied.contains("a")
     now[0] = 1500.0
     assert not denied.contains("a")
+
+
+async def test_revoking_writes_the_list_without_the_entries_that_expired_before_now() -> None:
+    # What the replicas store, not only what the pure merge returns: the write must pass the real clock.
+    configmaps = FakeConfigMaps()
+    denied = revocations.Revocations(clock=lambda: 1000.0)
+    writer = deny_list.DenyListWriter(configmaps, "ns", denied, clock=lambda: 1000.0)  # type: ignore[arg-type]
+    await writer.revoke("old", until=999.0)
+    await writer.revoke("live", until=2000.0)
+    await writer.revoke("new", until=3000.0)
+    assert configmaps.object is not None
+    assert revocations.parse(configmaps.object["data"]) == {"live": 2000.0, "new": 3000.0}
+    assert len(denied) == 2
 
 
 # --- the TokenReview cache is bounded -------------------------------------------------------------------
@@ -103,6 +119,34 @@ def test_a_client_token_expires_before_its_key_stops_being_published(
     assert expires <= now + keys_kept
     assert expires <= now + max_lifetime
     assert keyset.active().kid in {k.kid for k in published.keys}
+
+
+async def test_the_exchange_caps_a_client_token_at_how_long_the_operator_keeps_its_key() -> None:
+    # The pure cap above is only as good as the exchange's call: it must pass the published key lifetime.
+    now = 1_900_000_000.0
+    keyset = keys.initial(T0, max_token_lifetime=timedelta(minutes=10))
+
+    async def review(token: str) -> ReviewedAccount:
+        return ReviewedAccount(namespace="apps", name="web", uid="u", pod_name=None, pod_uid=None, expires_at=None)
+
+    async def no_labels(namespace: str) -> dict[str, str]:
+        return {}
+
+    exchange = Exchange(
+        review=review,
+        namespace_labels=no_labels,
+        bindings=[Binding(namespaces=("apps",), service_accounts=("web",), groups=("web",))],
+        keys=lambda: keyset,
+        issuer="https://kubegate.test",
+        audience="kubegate",
+        max_lifetime=24 * 3600,
+        clock=lambda: now,
+    )
+    sa_claims = {"sub": "system:serviceaccount:apps:web"}
+    sa_token = jwt.encode(sa_claims, "not-the-cluster-key-but-long-enough", algorithm="HS256")
+    exchanged = await exchange.exchange(sa_token)
+    assert exchanged.authentication.expires_at == datetime.fromtimestamp(now + 600, UTC)
+    assert jwt.decode(exchanged.client_token, options={"verify_signature": False})["exp"] == now + 600
 
 
 # --- metric label values are escaped ---------------------------------------------------------------------

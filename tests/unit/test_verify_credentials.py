@@ -61,6 +61,10 @@ def test_any_input_gives_a_visible_ascii_credential_or_a_refusal(authorization: 
         credential = credential_from(authorization, cookie)
     except Unauthenticated as exc:
         reason = exc.reason
+    if not authorization and cookie is None:
+        assert reason == "missing"
+    if len(authorization) > 1:
+        assert reason == "malformed"  # two credentials: which one was meant is not guessed
     if reason:
         assert reason in ("missing", "malformed")
         return

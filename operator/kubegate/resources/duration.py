@@ -19,6 +19,7 @@ DURATION_PATTERN = rf"^(?:{_PART})+$"
 _PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _FULL_RE = re.compile(DURATION_PATTERN)
 DURATION_MAX_LENGTH = 64
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -34,7 +35,12 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART_RE.findall(text))
     if seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration: use a value above zero, for example 1h")
-    return timedelta(seconds=seconds)
+    try:
+        parsed = timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is not a duration: it is longer than a timedelta can hold") from None
+    # Below a microsecond a timedelta is zero; the API server's CEL rule calls it positive, and so do we.
+    return max(parsed, _MICROSECOND)
 
 
 def _check(text: str) -> str:

@@ -29,11 +29,22 @@ def parse(data: dict[str, str] | None) -> dict[str, float]:
     """The entries of the ConfigMap's data (token id -> POSIX time it can be forgotten). Pure."""
     try:
         decoded = json.loads((data or {}).get(DATA_KEY) or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(decoded, dict):
         return {}
-    return {str(k): float(v) for k, v in decoded.items() if isinstance(v, int | float)}
+    entries = {str(k): _seconds(v) for k, v in decoded.items()}
+    return {k: v for k, v in entries.items() if v is not None}
+
+
+def _seconds(value: object) -> float | None:
+    """A number as a POSIX time; None for anything else, an integer beyond a float's range included."""
+    if not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 class Revocations:

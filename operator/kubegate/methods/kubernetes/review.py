@@ -59,7 +59,12 @@ class _Cached:
 def _token_expiry(token: str) -> float | None:
     payload = unverified_payload(token)
     exp = payload.get("exp") if payload is not None else None
-    return float(exp) if isinstance(exp, int | float) else None
+    if not isinstance(exp, int | float):
+        return None
+    try:
+        return float(exp)
+    except OverflowError:  # an integer beyond a float's range is no time
+        return None
 
 
 def account_from(status: dict[str, Any], token: str, audiences: Sequence[str]) -> ReviewedAccount:
