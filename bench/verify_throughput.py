@@ -17,6 +17,11 @@ measurements follow:
   seconds. On a shared VM, whose speed moves by 2x between minutes (and by 30% between the seconds of one
   round), this cancels the drift that turns cannot: the ratio printed is the median over `--pairs` pairs.
 
+With `--baseline-tree DIR` (a checkout of another commit, e.g. made with `git worktree add`), a fourth
+server runs kubegate from that tree's source, and each pair round also loads it together with this tree's
+server: "vs baseline" is this tree's throughput over the baseline's, measured in the same seconds, which is
+how a change is shown to cost nothing beyond noise.
+
 Then it prints the server's resident memory with --memory-tokens tokens loaded. Everything it starts is
 stopped at the end.
 """
@@ -41,7 +46,7 @@ from pathlib import Path
 from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.token_format import generate_token, hash_token, new_token_id
 from kubegate.devcluster import Kubectl, start_cluster, stop_cluster
-from kubegate.devcluster.processes import start_child, start_kubegate, stop_all
+from kubegate.devcluster.processes import Child, start_child, start_kubegate, stop_all
 from kubegate.kube import KubeClient, load_connection
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.registry import Registry
@@ -224,10 +229,15 @@ def measure(
     return results
 
 
+BASELINE = "kubegate-baseline"
+VERSUS_BASELINE = "kubegate-vs-baseline"
+
+
 def measure_pairs(
     servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, pairs: int, seconds: int
 ) -> dict[tuple[str, str], list[float]]:
-    """Per kubegate server and endpoint: its throughput over the bare app's, in each pair."""
+    """Per kubegate server and endpoint: its throughput over the bare app's, in each pair; with a baseline
+    server, also this tree's server over the baseline's (under VERSUS_BASELINE)."""
     ratios: dict[tuple[str, str], list[float]] = {}
     for _ in range(pairs):
         for mode, _ in ENDPOINTS:
@@ -235,6 +245,9 @@ def measure_pairs(
                 if name != "bare":
                     bare, server = run_pair(servers, ("bare", name), scripts[mode], seconds)
                     ratios.setdefault((name, mode), []).append(server.rps / bare.rps)
+            if BASELINE in servers:
+                baseline, server = run_pair(servers, (BASELINE, "kubegate"), scripts[mode], seconds)
+                ratios.setdefault((VERSUS_BASELINE, mode), []).append(server.rps / baseline.rps)
     return ratios
 
 
@@ -242,6 +255,7 @@ NAMES = {
     "bare": "bare aiohttp 200 ({requests} requests)",
     "kubegate": "{endpoint}",
     "kubegate-access-log": "{endpoint} (access log on)",
+    BASELINE: "{endpoint} (baseline tree)",
 }
 
 
@@ -267,6 +281,8 @@ def report(
     )
     for mode, endpoint in ENDPOINTS:
         for server, label in NAMES.items():
+            if (server, mode) not in results:
+                continue
             runs = results[(server, mode)]
             versus = ratios.get((server, mode), [1.0])
             print(
@@ -276,6 +292,44 @@ def report(
                 f"{sum(r.non_2xx for r in runs):8d} {statistics.median(versus):8.2f} "
                 f"{f'{min(versus):.2f}-{max(versus):.2f}':>11}"
             )
+    for mode, endpoint in ENDPOINTS:
+        versus = ratios.get((VERSUS_BASELINE, mode))
+        if versus:
+            print(
+                f"{endpoint}: this tree over the baseline tree, loaded at once: "
+                f"median {statistics.median(versus):.2f}, min {min(versus):.2f}, max {max(versus):.2f} "
+                f"({len(versus)} pairs)"
+            )
+
+
+def start_servers(tmp: Path, port: int, baseline_tree: Path | None) -> tuple[list[Child], dict[str, tuple[str, int]]]:
+    """The bare app and the kubegate servers on CPU 1, by name: (URL, pid); not yet ready."""
+    children = [
+        start_child(
+            "bare", [sys.executable, "-c", BARE_APP, str(port + 1)], log_file=tmp / "bare.log", cpus=SERVER_CPU
+        ),
+        start_kubegate("kubegate", server_args(port, access_log=False), log_file=tmp / "server.log", cpus=SERVER_CPU),
+        start_kubegate(
+            "kubegate-access-log",
+            server_args(port + 2, access_log=True),
+            log_file=tmp / "server-access-log.log",
+            cpus=SERVER_CPU,
+        ),
+    ]
+    ports = [port + 1, port, port + 2]
+    if baseline_tree is not None:
+        children.append(
+            start_kubegate(
+                BASELINE,
+                server_args(port + 3, access_log=False),
+                log_file=tmp / "server-baseline.log",
+                env={"PYTHONPATH": str(baseline_tree.resolve() / "operator")},
+                cpus=SERVER_CPU,
+            )
+        )
+        ports.append(port + 3)
+    servers = {child.name: (f"http://127.0.0.1:{p}", child.pid) for child, p in zip(children, ports, strict=True)}
+    return children, servers
 
 
 def main() -> int:
@@ -286,6 +340,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--pair-seconds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="a checkout of another commit to compare with, loaded at the same time"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -303,31 +360,14 @@ def main() -> int:
                 scripts[mode] = tmp / f"{mode}.lua"
                 scripts[mode].write_text(WRK_SCRIPT % {"tokens": tmp / "tokens.txt", "mode": mode})
             port = 18443
-            bare_app = start_child(
-                "bare", [sys.executable, "-c", BARE_APP, str(port + 1)], log_file=tmp / "bare.log", cpus=SERVER_CPU
-            )
-            server = start_kubegate(
-                "kubegate", server_args(port, access_log=False), log_file=tmp / "server.log", cpus=SERVER_CPU
-            )
-            logging_server = start_kubegate(
-                "kubegate-access-log",
-                server_args(port + 2, access_log=True),
-                log_file=tmp / "server-access-log.log",
-                cpus=SERVER_CPU,
-            )
+            children, servers = start_servers(tmp, port, args.baseline_tree)
             try:
-                servers = {
-                    "bare": (f"http://127.0.0.1:{port + 1}", bare_app.pid),
-                    "kubegate": (f"http://127.0.0.1:{port}", server.pid),
-                    "kubegate-access-log": (f"http://127.0.0.1:{port + 2}", logging_server.pid),
-                }
-                bare_app.wait_ready(servers["bare"][0] + "/", timeout=READY_TIMEOUT)
-                server.wait_ready(servers["kubegate"][0] + "/readyz", timeout=READY_TIMEOUT)
-                logging_server.wait_ready(servers["kubegate-access-log"][0] + "/readyz", timeout=READY_TIMEOUT)
+                for child, (url, _) in zip(children, servers.values(), strict=True):
+                    child.wait_ready(url + ("/" if child.name == "bare" else "/readyz"), timeout=READY_TIMEOUT)
                 results = measure(servers, scripts, rounds=args.rounds, seconds=args.seconds)
                 ratios = measure_pairs(servers, scripts, pairs=args.pairs, seconds=args.pair_seconds)
             finally:
-                stop_all([bare_app, server, logging_server], timeout=30)
+                stop_all(children, timeout=30)
             report(
                 results,
                 ratios,

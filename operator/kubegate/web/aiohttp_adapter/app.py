@@ -116,25 +116,39 @@ def route_of(request: web.BaseRequest) -> str:
 
 def to_aiohttp(response: Response) -> web.Response:
     return web.Response(
-        status=response.status, body=response.body, content_type=response.content_type, headers=response.headers
+        status=response.status,
+        body=response.body or None,
+        content_type=response.content_type,
+        headers=response.headers,
     )
 
 
 def _answering(route: Route, authenticator: Authenticator, count: CountRequest) -> AiohttpHandler:
+    # Everything a request needs is looked up once, here: this runs on every request's path.
     handler, reads_body, label = route.handler, route.reads_body, route.path
     access = route.access if isinstance(route.access, Authenticated) else None
+    authenticate = authenticator.authenticate
+    surface = access.surface if access is not None else ""
+    requirement = access.requirement if access is not None else None
+    action = access.action if access is not None else ""
 
     async def answer(request: web.Request) -> web.StreamResponse:
         try:
             view = AiohttpRequest(request, b"")
             if access is not None:
-                authentication = await authenticator.authenticate(view, surface=access.surface)
-                view.authenticated_as(authentication)
-                if access.requirement is not None:
-                    require(authentication, access.requirement, action=access.action)
+                authentication = await authenticate(view, surface=surface)
+                view.authentication = request[AUTHENTICATION] = authentication
+                if requirement is not None:
+                    require(authentication, requirement, action=action)
             if reads_body:
                 view.body = await request.read()
-            response = to_aiohttp(await handler(view))
+            result = await handler(view)
+            response = web.Response(
+                status=result.status,
+                body=result.body or None,
+                content_type=result.content_type,
+                headers=result.headers,
+            )
         except ApiProblem as problem:
             response = to_aiohttp(problem.response())
         except web.HTTPException as exc:
