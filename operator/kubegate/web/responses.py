@@ -14,9 +14,10 @@ JSON = "application/json"
 EMPTY_JSON = b"{}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
-    """An answer: status, body bytes and headers. Immutable, so a handler may return the same one twice."""
+    """An answer: status, body bytes and headers. Never changed once made, so a handler may return the same
+    one twice (not `frozen`: a frozen dataclass costs a microsecond to make, and some are made per request)."""
 
     status: int = 200
     body: bytes = b""

@@ -47,12 +47,14 @@ CountRequest = Callable[[str, str, int], None]
 class AiohttpRequest:
     """The `Request` view over aiohttp's request: attribute reads, nothing copied."""
 
-    __slots__ = ("_request", "authentication", "body")
+    __slots__ = ("_request", "authentication", "body", "headers")
 
     def __init__(self, request: web.Request, body: bytes) -> None:
         self._request = request
         self.body = body
         self.authentication: Authentication | None = None
+        # Read by nearly every request (the credential check, the body's content type): a slot, not a property.
+        self.headers: CIMultiDictProxy[str] = request.headers
 
     @property
     def method(self) -> str:
@@ -69,10 +71,6 @@ class AiohttpRequest:
     @property
     def query_string(self) -> str:
         return self._request.query_string
-
-    @property
-    def headers(self) -> CIMultiDictProxy[str]:
-        return self._request.headers
 
     @property
     def cookies(self) -> Mapping[str, str]:
