@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv control-plane crds lint typecheck unit integration test demo demo-down clean
+.PHONY: help venv control-plane dex crds lint typecheck unit integration test demo demo-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ venv: $(STAMP) ## create the virtualenv with kubegate, every extra and the tools
 
 control-plane: ## build etcd, kube-apiserver, kube-controller-manager and kubectl into ~/.cache/kubegate (once per version)
 	hack/build-control-plane.sh
+
+dex: ## build Dex, the OIDC provider of the tests, into ~/.cache/kubegate (once per version)
+	hack/build-dex.sh
 
 crds: venv ## regenerate crds/ from the pydantic models
 	$(BIN)/kubegate crds --output-dir crds

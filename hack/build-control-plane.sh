@@ -13,9 +13,9 @@ version_tag="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}"
 bin_dir="${cache_root}/bin/${version_tag}"
 work_dir="${cache_root}/build/${version_tag}"
 binaries=(etcd kube-apiserver kube-controller-manager kubectl)
-started=${SECONDS}
-
-log() { printf '[control-plane %4ds] %s\n' "$((SECONDS - started))" "$*"; }
+build_name=control-plane
+# shellcheck source=build-common.sh
+source "${here}/build-common.sh"
 
 all_present() {
   local b
@@ -30,22 +30,6 @@ fi
 command -v go >/dev/null || { echo "go is required to build the control plane" >&2; exit 1; }
 log "building ${version_tag} into ${bin_dir} (cold builds take 15-30 minutes on 2 cores)"
 mkdir -p "${bin_dir}" "${work_dir}"
-
-# `go build -v` names every package it compiles; print a line per 100 so CI logs show progress
-# without thousands of lines.
-progress() {
-  local what="$1" n=0 downloads=0
-  while IFS= read -r line; do
-    case "${line}" in
-      "go: downloading "*)
-        downloads=$((downloads + 1))
-        (( downloads % 50 == 0 )) && log "${what}: ${downloads} modules downloaded" ;;
-      *" "*|"") printf '%s\n' "${line}" ;;   # real messages (errors) contain spaces: show them
-      *) n=$((n + 1)); (( n % 100 == 0 )) && log "${what}: ${n} packages compiled" ;;
-    esac
-  done
-  log "${what}: ${n} packages compiled, ${downloads} modules downloaded"
-}
 
 build_flags=(-trimpath -v)
 # A private build cache: it is only useful until the binaries exist, so it is removed after a
