@@ -122,8 +122,7 @@ def main() -> int:
         processes: list[Child] = []
         try:
             kubectl = Kubectl(cluster)
-            kubectl("apply", "-f", str(ROOT / "crds"))
-            kubectl("wait", "--for=condition=Established", "crd/statictokens.kubegate.dev", "--timeout=60s")
+            kubectl.install_crds(ROOT / "crds")
             for ns in (OPERATOR_NS, APPS_NS):
                 kubectl("create", "namespace", ns)
             first = start_apiserver(cluster.state_dir, name="outage-a", die_with_parent=True)

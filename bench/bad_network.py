@@ -130,8 +130,7 @@ def main() -> int:
         processes: list[Child] = []
         try:
             kubectl = Kubectl(state)
-            kubectl("apply", "-f", str(ROOT / "crds"))
-            kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/statictokens.kubegate.dev")
+            kubectl.install_crds(ROOT / "crds")
             for ns in (OPERATOR_NS, APPS_NS):
                 kubectl("create", "namespace", ns)
             target = port_of(state.apiserver_url)

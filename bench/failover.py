@@ -132,8 +132,7 @@ def main() -> int:
         cluster = start_cluster(state_dir=state_dir, name="bench", die_with_parent=True)
         try:
             kubectl = Kubectl(cluster)
-            kubectl("apply", "-f", str(ROOT / "crds"))
-            kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/statictokens.kubegate.dev")
+            kubectl.install_crds(ROOT / "crds")
             for ns in (OPERATOR_NS, APPS_NS):
                 kubectl("create", "namespace", ns)
             figures = measure(kubectl, Path(tmp), cluster.kubeconfig, args.tries)

@@ -106,8 +106,7 @@ def main() -> int:
         state = start_cluster(state_dir=state_dir, name="bench", die_with_parent=True, progress=print)
         try:
             kubectl = Kubectl(state)
-            kubectl("apply", "-f", str(ROOT / "crds"))
-            kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/statictokens.kubegate.dev")
+            kubectl.install_crds(ROOT / "crds")
             for ns in (OPERATOR_NS, APPS_NS):
                 kubectl("create", "namespace", ns)
             os.environ["KUBECONFIG"] = str(state.kubeconfig)

@@ -12,7 +12,6 @@ import pytest
 from kubegate.devcluster import ClusterState, DevClusterError, Kubectl, find_binaries, start_cluster, stop_cluster
 from kubegate.devcluster.ports import pick_free_ports
 from kubegate.devcluster.processes import Child, start_kubegate
-from kubegate.resources.crd import KINDS
 from support.processes import ServerProcess, start_server
 
 log = logging.getLogger("kubegate.tests.devcluster")
@@ -57,10 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> list[str]:
     """The kubegate CRDs installed and Established; returns their names."""
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    names = [f"{k.plural}.{k.group}" for k in KINDS]
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
-    return names
+    return kubectl.install_crds(ROOT / "crds")
 
 
 @pytest.fixture

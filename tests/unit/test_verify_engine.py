@@ -9,13 +9,13 @@ from collections.abc import Container
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fake_request import authentication
 
 from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import (
     CLIENT_TOKEN_TYP,
     Authentication,
-    Identity,
     Method,
     StaticTokenIndex,
     Unauthenticated,
@@ -88,7 +88,7 @@ class RecordingOidc:
 
     async def verify(self, token: str, *, issuer: str | None) -> Authentication:
         self.calls.append((token, issuer))
-        return _authentication(Method.OIDC)
+        return authentication(username="someone", method=Method.OIDC)
 
 
 class RecordingClientTokens:
@@ -101,19 +101,7 @@ class RecordingClientTokens:
 
     async def verify(self, token: str) -> Authentication:
         self.calls.append(token)
-        return _authentication(Method.KUBERNETES)
-
-
-def _authentication(method: Method) -> Authentication:
-    return Authentication(
-        id="x",
-        method=method,
-        expires_at=None,
-        created_at=NOW,
-        updated_at=NOW,
-        metadata={},
-        identity=Identity(username="someone", uid="x"),
-    )
+        return authentication(username="someone", method=Method.KUBERNETES)
 
 
 async def test_untrusted_issuer_never_reaches_a_provider() -> None:
@@ -163,7 +151,7 @@ class RecordingOpaque:
 
     async def verify(self, token: str) -> Authentication:
         self.calls.append(token)
-        return _authentication(Method.OIDC)
+        return authentication(username="someone", method=Method.OIDC)
 
 
 GENERATED = generate_token("kg_")

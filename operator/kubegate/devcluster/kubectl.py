@@ -10,6 +10,7 @@ from typing import Any
 
 from kubegate.devcluster.errors import DevClusterError
 from kubegate.devcluster.state import ClusterState
+from kubegate.resources.crd import KINDS
 
 
 class Kubectl:
@@ -42,6 +43,14 @@ class Kubectl:
                 f"stderr: {result.stderr.strip()}\nstdout: {result.stdout.strip()}"
             )
         return result
+
+    def install_crds(self, directory: Path) -> list[str]:
+        """Apply the CRDs in `directory` (the repository's `crds/`) and wait until the API serves every kubegate
+        kind; returns the CRD names."""
+        self("apply", "-f", str(directory))
+        names = [f"{kind.plural}.{kind.group}" for kind in KINDS]
+        self("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in names))
+        return names
 
     def json(self, *args: str, stdin: str | None = None, kubeconfig: Path | None = None) -> Any:
         """`kubectl ... -o json`, parsed."""

@@ -87,6 +87,7 @@ class ServerParts:
 
     def authenticator(self) -> Authenticator:
         config = self.config
+        # The one required source of `readiness`, read directly: this runs on every authenticated request.
         return Authenticator(verifier=self.verifier, ready=lambda: config.ready, observer=self.metrics)
 
     def routes(self, authenticator: Authenticator) -> list[Route]:

@@ -59,11 +59,15 @@ class Requirement:
 
     def describe(self) -> str:
         """The requirement in words, for listings: "in one of the groups a, b"."""
-        listed = ", ".join(self.values) or "(none configured)"
-        quantity = {"all": "all of", "one": "one of"}.get(str(self.match), f"at least {self.match} of")
+        listed, quantity = self._words()
         if self.claim == GROUPS:
             return f"in {quantity} the groups {listed}"
         return f"claim {self.claim} holding {quantity} the values {listed}"
+
+    def _words(self) -> tuple[str, str]:
+        """The listed values and how many of them are needed, in words ("a, b", "one of")."""
+        listed = ", ".join(self.values) or "(none configured)"
+        return listed, {"all": "all of", "one": "one of"}.get(str(self.match), f"at least {self.match} of")
 
     def evaluate(self, subject: Subject) -> Result:
         held = held_values(subject, self.claim)
@@ -116,8 +120,7 @@ class Result:
         groups = requirement.claim == GROUPS
         if groups and action is None and requirement.match == "all":
             return f"{who} is not a member of the required groups {missing}"
-        listed = ", ".join(requirement.values) or "(none configured)"
-        quantity = {"all": "all of", "one": "one of"}.get(str(requirement.match), f"at least {requirement.match} of")
+        listed, quantity = requirement._words()
         if groups:
             needs = f"membership in {quantity} the groups {listed}"
             lacks = "is not a member" if requirement.match == "one" else f"is not a member of {missing}"

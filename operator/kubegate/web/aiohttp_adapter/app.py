@@ -135,18 +135,12 @@ def _answering(route: Route, authenticator: Authenticator, count: CountRequest) 
             view = AiohttpRequest(request, b"")
             if access is not None:
                 authentication = await authenticate(view, surface=surface)
-                view.authentication = request[AUTHENTICATION] = authentication
+                view.authenticated_as(authentication)
                 if requirement is not None:
                     require(authentication, requirement, action=action)
             if reads_body:
                 view.body = await request.read()
-            result = await handler(view)
-            response = web.Response(
-                status=result.status,
-                body=result.body or None,
-                content_type=result.content_type,
-                headers=result.headers,
-            )
+            response = to_aiohttp(await handler(view))
         except ApiProblem as problem:
             response = to_aiohttp(problem.response())
         except web.HTTPException as exc:
