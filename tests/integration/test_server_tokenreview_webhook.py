@@ -81,7 +81,8 @@ async def test_kubectl_with_a_static_token_through_the_webhook(
     # Every review kube-apiserver sent got a 200 answer, the refused token's too.
     # The access log is written by a background task: its lines may land a moment after the answers.
     answers = eventually(
-        lambda: re.findall(r"POST /apis/authentication.k8s.io/v1/tokenreviews (\d{3})", server.process.log()),
+        # `or None`: an empty list is a result to `eventually`, so it would stop waiting at once.
+        lambda: re.findall(r"POST /apis/authentication.k8s.io/v1/tokenreviews (\d{3})", server.process.log()) or None,
         timeout=10,
         what="the TokenReview lines in the server's access log",
     )
