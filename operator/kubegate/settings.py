@@ -45,6 +45,12 @@ Address = Annotated[str, AfterValidator(_host_port)]
 """HOST:PORT to listen on; IPv6 hosts in brackets."""
 
 
+def _token_prefix(value: str) -> str:
+    if value and not PREFIX_PATTERN.match(value):
+        raise ValueError("use 1-16 lowercase letters or digits, starting with a letter and ending with _, such as kg_")
+    return value
+
+
 class OperatorSettings(BaseModel):
     """Settings of `kubegate operator`."""
 
@@ -96,6 +102,12 @@ class OperatorSettings(BaseModel):
     """The leader stops writing when it could not renew the lease for this long; shorter than --lease-duration."""
     lease_retry_period: Annotated[Duration, Field(validate_default=True)] = "2s"
     """How often the leader renews the lease and a stand-by tries to take it; shorter than --lease-renew-deadline."""
+    provider_refresh_interval: Duration = "1h"
+    """How often each OIDCProvider's discovery document and keys are read again (the kubegate.dev/refresh annotation reads them at once)."""  # noqa: E501
+    provider_keys_max_age: Duration = "24h"
+    """While an OIDC provider cannot be reached, its last good keys stay published this long after they were read; then they are withdrawn."""  # noqa: E501
+    provider_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Seconds the operator waits for an OIDC provider's discovery document or JWKS."""
     health_address: Address = "0.0.0.0:8081"
     """Address of the liveness endpoint (/healthz); port 0: a free port, named in the log."""
     log_level: LogLevel = "INFO"
@@ -104,11 +116,7 @@ class OperatorSettings(BaseModel):
     @field_validator("token_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value and not PREFIX_PATTERN.match(value):
-            raise ValueError(
-                "use 1-16 lowercase letters or digits, starting with a letter and ending with _, such as kg_"
-            )
-        return value
+        return _token_prefix(value)
 
     @field_validator("lease_renew_deadline")
     @classmethod
@@ -198,12 +206,31 @@ class ServerSettings(BaseModel):
     """Seconds a successful TokenReview is reused for the same token (never past its expiry); 0: no cache."""
     serviceaccount_max_concurrent_reviews: Annotated[int, Field(ge=1, le=10_000)] = 32
     """Most TokenReviews in flight to the API server at once; an exchange beyond that gets 503 with Retry-After."""
+    static_token_prefix: str = ""
+    """The operator's --token-prefix: an unknown credential with this prefix is never sent to an OIDC provider."""
+    oidc_leeway: Annotated[float, Field(ge=0, le=300)] = 30.0
+    """Seconds of clock skew allowed when checking exp, nbf and iat of OIDC access tokens."""
+    oidc_jwks_refetch_cooldown: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    """Least seconds between two JWKS fetches of one provider caused by tokens naming an unknown key id."""
+    oidc_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    """Longest time a verified OIDC access token (JWT or opaque) is remembered; never past its expiry. 0: no cache."""
+    oidc_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
+    """Most OIDC access tokens remembered (by SHA-256) at once."""
+    oidc_provider_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Seconds the server waits for an OIDC provider (JWKS, introspection, userinfo) before answering 503."""
+    oidc_provider_max_concurrent: Annotated[int, Field(ge=1, le=10_000)] = 16
+    """Most calls in flight to one OIDC provider at once; beyond that a request needing one gets 503."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     """Largest request body accepted; larger bodies get 413."""
     access_log: bool = True
     """Log one line per request (method, route, status, duration; never headers, cookies or query strings)."""
     log_level: LogLevel = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
+
+    @field_validator("static_token_prefix")
+    @classmethod
+    def _static_prefix(cls, value: str) -> str:
+        return _token_prefix(value)
 
     @field_validator("webhook_username_prefix", "webhook_groups_prefix")
     @classmethod

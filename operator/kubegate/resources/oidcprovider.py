@@ -102,6 +102,10 @@ class RequirementSpec(Model):
         ),
     ] = "all"
     """How many of the values must be present: all, one, or a number N."""
+    entitlements: bool = False
+    """The values are AARC-G069 entitlements (`urn:...:group:<group>[:<subgroup>...][:role=<role>]#<authority>`):
+    a held subgroup entitlement satisfies its parent group, a required role must match, and so must the
+    authority."""
 
 
 class OIDCProviderSpec(Model):
@@ -162,6 +166,8 @@ class OIDCProviderStatus(StatusModel):
     """Endpoints from the discovery document."""
     key_ids: Annotated[list[str] | None, Field(alias="keyIDs")] = None
     """Ids of the signing keys last read from the issuer's JWKS."""
+    key_count: int | None = None
+    """How many of the issuer's keys are published to the servers (0 once the last good keys grew too old)."""
     last_refresh_time: datetime | None = None
     """When discovery and keys were last read successfully."""
 
@@ -177,6 +183,7 @@ class OIDCProvider(ResourceKind):
     printer_columns: ClassVar[tuple[dict[str, str], ...]] = (
         {"name": "Issuer", "type": "string", "jsonPath": ".spec.issuerURL"},
         {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Keys", "type": "integer", "jsonPath": ".status.keyCount"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     )
 
