@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
 from kubegate.validation_config.providers import ProviderConfig
 from kubegate.verify.oidc.provider_http import ProviderError, ProviderUnreachable
@@ -42,9 +41,15 @@ class SigningKey:
         return {**found, "kid": self.kid, "use": "sig", "alg": self.algorithm, **members}
 
     def sign(self, claims: dict[str, Any], **header: Any) -> str:
-        headers: dict[str, Any] = {"kid": self.kid, "typ": None}
-        headers.update(header)
-        return jwt.encode(claims, self.private, algorithm=self.algorithm, headers=headers)
+        """A token signed with this key; header members given as None are left out."""
+        headers = {key: value for key, value in {"kid": self.kid, **header}.items() if value is not None}
+        return self.sign_raw({"alg": self.algorithm, **headers}, claims)
+
+    def sign_raw(self, header: dict[str, Any], claims: dict[str, Any]) -> str:
+        """Any header and claims, signed with this key's algorithm whatever the header says."""
+        signing_input = f"{segment(header)}.{segment(claims)}"
+        signature = get_default_algorithms()[self.algorithm].sign(signing_input.encode(), self.private)
+        return f"{signing_input}.{b64url(signature)}"
 
 
 @cache
