@@ -305,6 +305,17 @@ async def test_a_seen_token_is_answered_from_the_cache() -> None:
     assert second.identity == first.identity
 
 
+async def test_a_seen_token_is_found_without_classification() -> None:
+    world = World()
+    token = RSA.sign(claims())
+    assert world.verifier.seen(token) is None
+    first = await world.verify(token)
+    assert world.verifier.seen(token) is first
+    world.providers.configs.clear()
+    assert world.verifier.seen(token) is None
+    assert await world.refused(token) == "untrusted_issuer"
+
+
 async def test_a_cached_token_expires_with_its_exp() -> None:
     world = World()
     token = RSA.sign(claims(exp=int(T0) + 60))

@@ -108,19 +108,33 @@ class OidcAccessTokenVerifier:
         about.
         """
         digest = token_digest(token)
+        return self._seen(digest) or await self._verify(token, issuer, digest)
+
+    def seen(self, token: str) -> Authentication | None:
+        """The authentication of `token` when it was verified before and nothing has changed since (see the
+        module); None when it must go through `verify`. Raises RequirementFailed as `verify` does.
+
+        Needs no classification: a token is only remembered after its `iss` was checked against the
+        provider it is remembered with, which must still be the published one. A surface may call this
+        before the engine, to spare a seen token the parsing of its segments.
+        """
+        return self._seen(token_digest(token))
+
+    def _seen(self, digest: bytes) -> Authentication | None:
         seen = self._verified.get(digest)
-        if seen is not None:
-            if (
-                issuer is not None
-                and self._providers.by_issuer(issuer) is seen.provider
-                and self._keys.keys(seen.provider) is seen.keys
-                and self._clock() < seen.until
-            ):
-                if not seen.satisfied:
-                    check_requirements(seen.provider, seen.authentication)
-                return seen.authentication
-            self._verified.pop(digest, None)
-        return await self._verify(token, issuer, digest)
+        if seen is None:
+            return None
+        provider = seen.provider
+        if (
+            self._providers.by_issuer(provider.issuer) is provider
+            and self._keys.keys(provider) is seen.keys
+            and self._clock() < seen.until
+        ):
+            if not seen.satisfied:
+                check_requirements(provider, seen.authentication)
+            return seen.authentication
+        self._verified.pop(digest, None)
+        return None
 
     async def _verify(self, token: str, issuer: str | None, digest: bytes) -> Authentication:
         provider = self._providers.by_issuer(issuer) if issuer is not None else None
