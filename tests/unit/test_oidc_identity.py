@@ -16,7 +16,7 @@ CLAIMS = {
     "name": "Alice",
     "email": "alice@example.com",
     "preferred_username": "alice",
-    "groups": ["admins", "developers", 7, "", "system:masters"],
+    "groups": ["admins", "developers", 7, "", "system:masters", "ops\nX-Evil: 1"],
     "exp": 2_000_000_000,
     "iat": 1_900_000_000,
 }
@@ -58,7 +58,7 @@ def test_prefixes_and_claim_names_come_from_the_provider() -> None:
     assert identity.groups == ("dex:admins", "dex:developers", "dex:system:masters")
 
 
-@pytest.mark.parametrize("name", [None, "", 5, ["alice"], "system:admin", "x" * 2000])
+@pytest.mark.parametrize("name", [None, "", 5, ["alice"], "system:admin", "x" * 2000, "alice\r\nX-Evil: 1"])
 def test_no_usable_username_refuses_the_token(name: object) -> None:
     claims = {**CLAIMS, "preferred_username": name}
     with pytest.raises(Unauthenticated):

@@ -92,9 +92,7 @@ class ProviderHttp:
             async with asyncio.timeout(self._timeout):
                 async with slot:
                     session = self._session(ca_bundle)
-                    async with session.request(
-                        method, url, allow_redirects=False, **kwargs
-                    ) as response:
+                    async with session.request(method, url, allow_redirects=False, **kwargs) as response:
                         return await self._json(response, where)
         except TimeoutError:
             raise ProviderUnreachable(f"{where} did not answer within {self._timeout:g} s") from None
