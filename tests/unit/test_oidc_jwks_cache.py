@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt_provider_fakes import JWKS_URI, T0, Clock, JwksEndpoint, ec_key, ed_key, jwks, provider, rsa_key, unreachable
 
@@ -87,6 +89,32 @@ def test_a_jwks_with_a_private_member_is_refused_whole() -> None:
     leaked = {**ec_key().jwk(), "d": "c2VjcmV0"}
     with pytest.raises(ValueError, match="private"):
         select_keys({"keys": [leaked, rsa_key().jwk()]}, ("RS256", "ES256"))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+real = [rsa_key().jwk(), ec_key().jwk(), ed_key().jwk()]
+jwk_members = st.sampled_from(real).flatmap(
+    lambda jwk: st.dictionaries(st.sampled_from([*jwk, "d", "use", "key_ops"]), json_values, max_size=3).map(
+        lambda changes: {**jwk, **changes}
+    )
+)
+
+
+documents = st.dictionaries(st.sampled_from(["keys", "other"]), st.lists(jwk_members | json_values, max_size=4))
+
+
+@settings(deadline=None)  # a busy machine is not a failure
+@given(documents | st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+def test_any_jwks_gives_keys_or_a_value_error(document: dict[str, Any]) -> None:
+    try:
+        keys = select_keys(document, ALL)
+    except ValueError:
+        return
+    assert all(key.algorithms <= set(ALL) for key in keys.values())
 
 
 def cache(endpoint: JwksEndpoint, clock: Clock, cooldown: float = 30.0) -> ProviderKeyCache:

@@ -119,11 +119,11 @@ def _public_key(jwk: Mapping[str, Any]) -> tuple[PublicKey, frozenset[str]] | No
             key = RSAAlgorithm.from_jwk({"kty": "RSA", "n": jwk["n"], "e": jwk["e"]})
             if isinstance(key, rsa.RSAPublicKey) and MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
                 return key, RSA_ALGORITHMS
-        elif kty == "EC" and jwk.get("crv") in EC_ALGORITHMS and _strings(jwk, "crv", "x", "y"):
+        elif kty == "EC" and _strings(jwk, "crv", "x", "y") and jwk["crv"] in EC_ALGORITHMS:
             ec_key = ECAlgorithm.from_jwk({"kty": "EC", "crv": jwk["crv"], "x": jwk["x"], "y": jwk["y"]})
             if isinstance(ec_key, ec.EllipticCurvePublicKey):
                 return ec_key, frozenset({EC_ALGORITHMS[jwk["crv"]]})
-        elif kty == "OKP" and jwk.get("crv") in OKP_ALGORITHMS and _strings(jwk, "crv", "x"):
+        elif kty == "OKP" and _strings(jwk, "crv", "x") and jwk["crv"] in OKP_ALGORITHMS:
             okp_key = OKPAlgorithm.from_jwk({"kty": "OKP", "crv": jwk["crv"], "x": jwk["x"]})
             if isinstance(okp_key, ed25519.Ed25519PublicKey):
                 return okp_key, frozenset({OKP_ALGORITHMS[jwk["crv"]]})
@@ -134,6 +134,7 @@ def _public_key(jwk: Mapping[str, Any]) -> tuple[PublicKey, frozenset[str]] | No
 
 
 def _strings(jwk: Mapping[str, Any], *members: str) -> bool:
+    """Whether each of `members` is a non-empty string (checked before any is used as a dict key)."""
     return all(isinstance(jwk.get(member), str) and jwk[member] for member in members)
 
 
