@@ -34,6 +34,8 @@ class Requirement:
     values: tuple[str, ...]
     match: Match = "all"
     claim: str = GROUPS
+    entitlements: bool = False
+    """The values are AARC-G069 entitlements (see `entitlements.py`): a held subgroup satisfies its parent."""
 
     def __post_init__(self) -> None:
         if isinstance(self.match, bool) or not (
