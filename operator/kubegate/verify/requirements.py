@@ -41,6 +41,7 @@ class Requirement:
     match: Match = "all"
     claim: str = GROUPS
     entitlements: bool = False
+    """The values are AARC-G069 entitlements (see `entitlements.py`): a held subgroup satisfies its parent."""
     _required: tuple[aarc.Entitlement, ...] = field(default=(), init=False, repr=False, compare=False)
     """The parsed values, in order, when `entitlements`."""
 
