@@ -42,10 +42,10 @@ typecheck: venv ## mypy --strict
 unit: venv ## unit tests only (no control plane needed)
 	$(BIN)/pytest -m 'not integration'
 
-integration: venv control-plane ## integration tests on a real local control plane
+integration: venv control-plane dex ## integration tests on a real local control plane and a real Dex
 	$(BIN)/pytest -m integration
 
-test: venv control-plane lint typecheck ## everything CI runs: build, lint, types, all tests
+test: venv control-plane dex lint typecheck ## everything CI runs: build, lint, types, all tests
 	$(BIN)/pytest
 
 demo: venv control-plane ## start the dev cluster and show kubegate working on it

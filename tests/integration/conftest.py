@@ -1,4 +1,5 @@
-"""Fixtures for tests against a real control plane (kubegate.devcluster): one per test session."""
+"""Fixtures for tests against a real control plane (kubegate.devcluster) and a real Dex: one per test
+session, and a private Dex for tests that restart it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubegate.devcluster import ClusterState, DevClusterError, Kubectl, find_binaries, start_cluster, stop_cluster
+from kubegate.devcluster.dex import DexServer
 from kubegate.devcluster.ports import pick_free_ports
 from kubegate.devcluster.processes import Child, start_kubegate
 from support.processes import ServerProcess, start_server
@@ -125,3 +127,35 @@ def server(dev_cluster: ClusterState, operator: Child, namespace: str, tmp_path:
         yield process
     finally:
         process.stop()
+
+
+def _dex(work_dir: Path) -> DexServer:
+    try:
+        return DexServer(work_dir)
+    except DevClusterError as error:
+        pytest.fail(f"{error}\n(to run without it: pytest -m 'not integration')", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def dex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DexServer]:
+    """One Dex for the whole session (users alice, bob, carol; clients kubegate and other-client).
+
+    Shared: a test must not stop or restart it; `dex_fresh` gives a private one that a test may.
+    """
+    server = _dex(tmp_path_factory.mktemp("dex"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dex_fresh(tmp_path: Path) -> Iterator[DexServer]:
+    """A Dex of this test alone, with its own ports, CA and keys, to restart (new signing keys) or stop."""
+    server = _dex(tmp_path / "dex")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ import ctypes
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -257,13 +258,21 @@ def stop_all(children: Sequence[Child], *, kill: bool = False, timeout: float = 
         child.wait(timeout)
 
 
-def wait_ready(url: str, *, timeout: float = 60.0, what: str | None = None, child: Child | None = None) -> None:
+def wait_ready(
+    url: str,
+    *,
+    timeout: float = 60.0,
+    what: str | None = None,
+    child: Child | None = None,
+    context: ssl.SSLContext | None = None,
+) -> None:
     """Poll `url` until it answers 200. Raises TimeoutError after `timeout` seconds, or at once when
-    `child` has exited, with the end of its log."""
+    `child` has exited, with the end of its log. `context` is the TLS context of an HTTPS URL whose server
+    has a certificate from a private CA."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URLs of our own processes
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 - loopback URLs of our own processes
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):

@@ -42,7 +42,7 @@ def authentication_from_claims(provider: ProviderConfig, claims: Mapping[str, An
     """
     rules = provider.claims
     name = claims.get(rules.username)
-    if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
+    if not isinstance(name, str) or not _usable(name):
         raise Unauthenticated("malformed")
     username = rules.username_prefix + name
     if username.startswith(RESERVED_PREFIX):
@@ -54,7 +54,7 @@ def authentication_from_claims(provider: ProviderConfig, claims: Mapping[str, An
     metadata = {METADATA_PREFIX + "provider": provider.name}
     for claim in METADATA_CLAIMS:
         value = claims.get(claim)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and _usable(value):
             metadata[METADATA_PREFIX + claim] = value
     return Authentication(
         id=str(uuid.UUID(bytes=digest[:16], version=4)),
@@ -79,7 +79,7 @@ def _groups(value: Any, prefix: str) -> tuple[str, ...]:
         return ()
     groups: list[str] = []
     for group in value[:_MAX_GROUPS]:
-        if not isinstance(group, str) or not group:
+        if not isinstance(group, str) or not _usable(group):
             continue
         named = prefix + group
         if named.startswith(RESERVED_PREFIX):
@@ -87,6 +87,15 @@ def _groups(value: Any, prefix: str) -> tuple[str, ...]:
             continue
         groups.append(named)
     return tuple(dict.fromkeys(groups))
+
+
+def _usable(value: str) -> bool:
+    """Whether a claim value may become a name, group or metadata value: not empty, not too long, and free of
+    control characters (names travel in HTTP headers, where a line break would split them)."""
+    return 0 < len(value) <= _MAX_NAME and _CONTROL.search(value) is None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _time(value: Any) -> datetime | None:

@@ -58,7 +58,7 @@ class ProviderHttp:
 
     async def get_json(self, url: str, *, ca_bundle: str | None, bearer: str | None = None) -> dict[str, Any]:
         """GET `url` and return its JSON object; `bearer` is sent as `Authorization: Bearer` (userinfo)."""
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer is not None else None
+        headers = {**self._headers, "Authorization": f"Bearer {bearer}"} if bearer is not None else self._headers
         return await self._call("GET", url, ca_bundle=ca_bundle, headers=headers)
 
     async def post_form(
@@ -75,7 +75,7 @@ class ProviderHttp:
         if basic_auth is not None:
             client_id, secret = basic_auth
             auth = aiohttp.BasicAuth(quote_plus(client_id), quote_plus(secret))
-        return await self._call("POST", url, ca_bundle=ca_bundle, data=dict(form), auth=auth)
+        return await self._call("POST", url, ca_bundle=ca_bundle, headers=self._headers, data=dict(form), auth=auth)
 
     async def close(self) -> None:
         sessions, self._sessions = self._sessions, {}
@@ -92,9 +92,7 @@ class ProviderHttp:
             async with asyncio.timeout(self._timeout):
                 async with slot:
                     session = self._session(ca_bundle)
-                    async with session.request(
-                        method, url, headers=self._headers, allow_redirects=False, **kwargs
-                    ) as response:
+                    async with session.request(method, url, allow_redirects=False, **kwargs) as response:
                         return await self._json(response, where)
         except TimeoutError:
             raise ProviderUnreachable(f"{where} did not answer within {self._timeout:g} s") from None
