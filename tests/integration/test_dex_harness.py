@@ -69,6 +69,9 @@ def test_requests_served_counts_every_call_to_dex(dex: DexServer) -> None:
 
     assert dex.requests_served() == before + 3
     assert dex.requests_served() == before + 3  # reading the metrics is no request to Dex itself
+    keys_before = dex.requests_served(handler="/keys")
+    dex.jwks()
+    assert dex.requests_served(handler="/keys") == keys_before + 1
 
 
 def test_minted_tokens_are_distinct_and_all_valid(dex: DexServer) -> None:

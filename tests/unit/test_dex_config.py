@@ -110,6 +110,12 @@ def test_the_request_counter_is_summed_over_its_label_sets_only() -> None:
     assert sum_metric(METRICS, "absent") == 0
 
 
+def test_the_request_counter_of_one_handler() -> None:
+    assert sum_metric(METRICS, "http_requests_total", labels={"handler": "/token"}) == 13
+    assert sum_metric(METRICS, "http_requests_total", labels={"handler": "/token", "code": "400"}) == 1
+    assert sum_metric(METRICS, "http_requests_total", labels={"handler": "/keys"}) == 0
+
+
 def test_a_missing_dex_binary_says_to_run_make_dex(tmp_path: Path) -> None:
     with pytest.raises(DevClusterError, match=r"run `make dex`"):
         find_dex_binary(env={"KUBEGATE_DEX_BINARY": str(tmp_path / "dex")})

@@ -189,10 +189,14 @@ def find_dex_binary(*, env: Mapping[str, str] | None = None, search_from: Sequen
     return binary
 
 
-def sum_metric(text: str, name: str) -> float:
-    """The sum over every label set of counter `name` in a Prometheus text exposition."""
-    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})?\s+(\S+)", re.MULTILINE)
-    return sum(float(value) for value in pattern.findall(text))
+def sum_metric(text: str, name: str, *, labels: Mapping[str, str] | None = None) -> float:
+    """The sum of counter `name` in a Prometheus text exposition over the label sets that hold `labels`."""
+    total = 0.0
+    for label_text, value in re.findall(rf"^{re.escape(name)}(?:\{{([^}}]*)\}})?\s+(\S+)", text, re.MULTILINE):
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', label_text))
+        if all(found.get(key) == wanted for key, wanted in (labels or {}).items()):
+            total += float(value)
+    return total
 
 
 class DexServer:
@@ -208,13 +212,16 @@ class DexServer:
         users: Sequence[DexUser] = DEFAULT_USERS,
         clients: Sequence[DexClient] = DEFAULT_CLIENTS,
         binary: Path | None = None,
+        cpus: str | None = None,
         access_token_expiry: str = "24h",  # noqa: S107 - a duration, not a password
     ) -> None:
         """`work_dir`: where the keys, configuration and log go (created if missing).
         `users`, `clients`: Dex's static passwords and clients.
         `binary`: the Dex executable; by default the one `make dex` built (DevClusterError if missing).
+        `cpus`: pin Dex to these CPUs (taskset's list, such as "0"), as benchmarks do.
         `access_token_expiry`: lifetime of access tokens, a Go duration ("24h", "3s")."""
         self.binary = binary if binary is not None else find_dex_binary()
+        self.cpus = cpus
         self.work_dir = work_dir
         self.users = tuple(users)
         self.clients = {client.client_id: client for client in clients}
@@ -251,6 +258,13 @@ class DexServer:
         return base64.b64encode(self.ca_pem.encode("ascii")).decode("ascii")
 
     @property
+    def pid(self) -> int:
+        """The pid of the running Dex (its CPU time is in /proc/<pid>/stat)."""
+        if self._process is None:
+            raise DevClusterError("Dex is not running; call start() first")
+        return self._process.pid
+
+    @property
     def discovery_url(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"
 
@@ -265,7 +279,11 @@ class DexServer:
         if self._process is not None and self._process.returncode is None:
             raise DevClusterError(f"Dex in {self.work_dir} is already running (pid {self._process.pid})")
         self._process = start_child(
-            "dex", [str(self.binary), "serve", str(self.config_file)], log_file=self.log_file, append=True
+            "dex",
+            [str(self.binary), "serve", str(self.config_file)],
+            log_file=self.log_file,
+            cpus=self.cpus,
+            append=True,
         )
         wait_ready(self.discovery_url, timeout=timeout, what="Dex", child=self._process, context=self.ssl_context)
 
@@ -410,14 +428,15 @@ class DexServer:
         parsed = urllib.parse.urlsplit(self.issuer)
         return http.client.HTTPSConnection(parsed.hostname or LOOPBACK, parsed.port, context=self.ssl_context)
 
-    def requests_served(self) -> int:
+    def requests_served(self, *, handler: str | None = None) -> int:
         """How many HTTP requests Dex has answered since it last (re)started, from its /metrics; reading the
-        metrics is not one of them (they are served on the telemetry port)."""
+        metrics is not one of them (they are served on the telemetry port). `handler`: only those of one
+        route, as Dex names it without the issuer's path, such as "/token/introspect" or "/keys"."""
         with urllib.request.urlopen(f"{self.telemetry_url}/metrics", timeout=10) as response:  # noqa: S310 - loopback
             text = response.read().decode()
         if REQUESTS_METRIC not in text:
             raise DevClusterError(f"Dex's /metrics has no {REQUESTS_METRIC}; did its metric names change?")
-        return int(sum_metric(text, REQUESTS_METRIC))
+        return int(sum_metric(text, REQUESTS_METRIC, labels=None if handler is None else {"handler": handler}))
 
     def _request(
         self,
