@@ -21,7 +21,7 @@ from kubegate.contracts.api_paths import path_for
 from kubegate.kube import WatchEvent
 from kubegate.operator import oidcprovider_plan as plan
 from kubegate.operator.events import EventPoster
-from kubegate.operator.oidcprovider import ProviderReconciler, Reconciled
+from kubegate.operator.oidcprovider import ProviderReconciled, ProviderReconciler
 from kubegate.operator.oidcprovider_watch import SecretChanged, next_sleep
 from kubegate.resources.oidcprovider import OIDCProvider
 from kubegate.settings import OperatorSettings
@@ -122,7 +122,7 @@ class World:
             },
         )
 
-    async def reconcile(self, name: str = "idp") -> Reconciled:
+    async def reconcile(self, name: str = "idp") -> ProviderReconciled:
         result = await self.reconciler.reconcile(name)
         assert result is not None
         return result
