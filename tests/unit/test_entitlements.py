@@ -237,7 +237,7 @@ def test_the_refusal_names_the_claim_the_values_and_the_match() -> None:
     assert result.detail() == {
         "requirement": "entitlement",
         "claim": CLAIM,
-        "atLeast": 2,
+        "atLeast": "2",
         "of": [PHYSICS, OPS, DEV],
         "missing": [PHYSICS, DEV],
     }

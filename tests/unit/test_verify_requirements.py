@@ -153,7 +153,7 @@ def test_n_of_and_other_claims_say_what_is_required() -> None:
     assert result.detail() == {
         "requirement": "claim",
         "claim": "entitlements",
-        "atLeast": 2,
+        "atLeast": "2",
         "of": ["a", "b", "c"],
         "missing": ["b", "c"],
     }

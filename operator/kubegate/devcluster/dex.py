@@ -145,7 +145,7 @@ def render_config(
     which an RFC 7662 client must read as expired (tests use refresh tokens as opaque tokens)."""
     return {
         "issuer": issuer,
-        "expiry": {"accessTokens": access_token_expiry, "refreshTokens": {"absoluteLifetime": "24h"}},
+        "expiry": {"idTokens": access_token_expiry, "refreshTokens": {"absoluteLifetime": "24h"}},
         "storage": {"type": "memory"},
         "web": {"https": https_address, "tlsCert": str(cert_file), "tlsKey": str(key_file)},
         "telemetry": {"http": telemetry_address},
@@ -219,7 +219,8 @@ class DexServer:
         `users`, `clients`: Dex's static passwords and clients.
         `binary`: the Dex executable; by default the one `make dex` built (DevClusterError if missing).
         `cpus`: pin Dex to these CPUs (taskset's list, such as "0"), as benchmarks do.
-        `access_token_expiry`: lifetime of access tokens, a Go duration ("24h", "3s")."""
+        `access_token_expiry`: lifetime of access and ID tokens, a Go duration ("24h", "3s"); Dex sets both
+        with `expiry.idTokens`."""
         self.binary = binary if binary is not None else find_dex_binary()
         self.cpus = cpus
         self.work_dir = work_dir

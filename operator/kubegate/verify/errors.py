@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 Reason = Literal["missing", "malformed", "unknown", "expired", "untrusted_issuer", "unsupported", "forbidden_name"]
 
@@ -36,7 +36,7 @@ class RequirementFailed(Exception):  # noqa: N818 - names the outcome, as Unauth
     values, match), for the error's details and TokenReview's `status.error`.
     """
 
-    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+    def __init__(self, message: str, detail: dict[str, str | list[str]]) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail

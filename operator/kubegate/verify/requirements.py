@@ -116,13 +116,13 @@ class Result:
     def satisfied(self) -> bool:
         return len(self.present) >= self.requirement.needed
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> dict[str, str | list[str]]:
         """The requirement as an error's metadata: `{"requirement": "group", "anyOf": [...]}` for one of some
         groups, `{"requirement": "group", "allOf": [...], "missing": [...]}` for all of them, `atLeast` and
         `of` for N of them; a claim other than groups says `"requirement": "claim"` and names the claim, and
         entitlements say `"requirement": "entitlement"` and name the claim."""
         requirement = self.requirement
-        detail: dict[str, Any]
+        detail: dict[str, str | list[str]]
         if requirement.entitlements:
             detail = {"requirement": "entitlement", "claim": requirement.claim}
         elif requirement.claim == GROUPS:
@@ -136,7 +136,7 @@ class Result:
         if requirement.match == "all":
             detail["allOf"] = values
         else:
-            detail["atLeast"] = requirement.match
+            detail["atLeast"] = str(requirement.match)  # error metadata holds strings
             detail["of"] = values
         detail["missing"] = list(self.missing)
         return detail
