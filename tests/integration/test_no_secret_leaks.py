@@ -22,10 +22,12 @@ import pytest
 
 from kubegate.client_tokens import keys
 from kubegate.devcluster import ClusterState, Kubectl
+from kubegate.devcluster.dex import DexServer
 from kubegate.devcluster.ports import pick_free_ports
 from kubegate.devcluster.processes import Child, bootstrap_token, start_kubegate
+from kubegate.validation_config.providers import secret_name
 from support import eventually, http
-from support.kube import read_token
+from support.kube import condition, read_token
 from support.leaks import Secret, find_leaks
 from support.processes import ServerProcess, start_server
 
@@ -125,7 +127,7 @@ def flow(dev_cluster: ClusterState, kubectl: Kubectl, crds: list[str], tmp_path:
             kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def test_no_secret_outside_its_own_secret(flow: Flow) -> None:
+def test_no_secret_outside_its_own_secret(flow: Flow, dex_fresh: DexServer) -> None:
     kubectl, op, apps = flow.kubectl, flow.operator_ns, flow.apps
     bootstrap = flow.keep(
         "the bootstrap token", bootstrap_token(flow.operator.log_file), f"{op}/initial-bootstrap-token", log_lines=1
@@ -133,20 +135,30 @@ def test_no_secret_outside_its_own_secret(flow: Flow) -> None:
     eventually(lambda: http.get(flow.server.url + "/auth/v1/self", token=bootstrap)[0] == 200, timeout=60, what="up")
     first_keys = eventually(flow.signing_keys, timeout=30, what="the signing keys")
 
-    # A provider's client secret, referenced by an OIDCProvider.
-    client_secret = flow.keep("a client secret", "cs-" + uuid.uuid4().hex, f"{op}/leak-client")
+    # A provider's client secret, referenced by an OIDCProvider; the operator publishes it for the servers.
+    provider = f"leak-{uuid.uuid4().hex[:6]}"
+    client_secret = flow.keep(
+        "a client secret", "cs-" + uuid.uuid4().hex, f"{op}/leak-client", f"{op}/{secret_name(provider)}"
+    )
     kubectl("create", "secret", "generic", "-n", op, "leak-client", f"--from-literal=clientSecret={client_secret}")
     flow.apply(
         {
             "apiVersion": "kubegate.dev/v1alpha1",
             "kind": "OIDCProvider",
-            "metadata": {"name": f"leak-{uuid.uuid4().hex[:6]}"},
+            "metadata": {"name": provider},
             "spec": {
-                "issuerURL": "https://127.0.0.1:1/dex",
+                "issuerURL": dex_fresh.issuer,
+                "caBundle": dex_fresh.ca_bundle_base64,
                 "clientID": "kubegate",
                 "clientSecretRef": {"namespace": op, "name": "leak-client", "key": "clientSecret"},
+                "introspection": True,
             },
         }
+    )
+    eventually(
+        lambda: condition(kubectl.json("get", "oidcprovider", provider)).get("status") == "True",
+        timeout=30,
+        what="the OIDCProvider to be Ready (its client secret published)",
     )
 
     # Applied, rotated, brought, and deleted StaticTokens.
@@ -248,3 +260,5 @@ def test_no_secret_outside_its_own_secret(flow: Flow) -> None:
     # The flow really ran at DEBUG and logged what it did (the scan had material to search).
     assert "DEBUG" in flow.operator.log()
     assert "DEBUG" in flow.server.process.log()
+    # Deleted while the operator runs (its finalizer), so that no later test's operator finds it.
+    kubectl("delete", "oidcprovider", provider, "--timeout=30s")

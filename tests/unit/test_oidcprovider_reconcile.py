@@ -233,6 +233,8 @@ async def test_fixing_the_issuer_withdraws_nothing_good_and_publishes_again() ->
     world.issuer.documents[plan.discovery_url(ISSUER + "/")] = world.issuer.documents[plan.discovery_url(ISSUER)]
     await world.reconcile()
     assert world.published() is None  # a mismatched issuer must not keep the old keys trusted
+    assert "endpoints" not in world.status()
+    assert world.status()["keyIDs"] == []
     spec["issuerURL"] = ISSUER
     assert (await world.reconcile()).outcome.kind == "ready"
     assert world.published() is not None

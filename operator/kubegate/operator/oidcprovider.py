@@ -182,7 +182,7 @@ class ProviderReconciler:
         kids = plan.key_ids(jwks)
         count = len(jwks["keys"])
         outcome = conditions.ready(
-            f"{count} signing keys of {spec.issuer_url} are published (key ids: {', '.join(kids) or 'none'}; "
+            f"{plan.keys_text(count)} of {spec.issuer_url} published (key ids: {', '.join(kids) or 'none'}; "
             f"algorithms: {', '.join(algorithms)}){plan.unused_features(spec, discovery)}",
             reason="ProviderReady",
             details=(plan.current_keys(count, now),),
@@ -252,7 +252,7 @@ class ProviderReconciler:
         outcome = conditions.stalled(problem.reason, problem.message, details=(plan.nothing_published(problem.reason),))
         status = read.body.get("status") or {}
         fields: dict[str, Any] = {
-            "endpoints": status.get("endpoints"),
+            "endpoints": None,  # nothing is published: endpoints of an earlier issuer would mislead
             "keyIDs": [],
             "keyCount": 0,
             "lastRefreshTime": status.get("lastRefreshTime"),
@@ -333,9 +333,9 @@ class ProviderReconciler:
             body["metadata"]["resourceVersion"] = published["metadata"]["resourceVersion"]
             await self._client.replace(self._published_path(meta["name"]), body)
         log.info(
-            "OIDCProvider %s: published %d keys of %s (read at %s)",
+            "OIDCProvider %s: published %s of %s (read at %s)",
             meta["name"],
-            len(config.jwks.get("keys") or []),
+            plan.keys_text(len(config.jwks.get("keys") or [])),
             config.issuer,
             format_time(config.keys_fetched_at) if config.keys_fetched_at else "never",
         )

@@ -58,6 +58,11 @@ def quote(value: object) -> str:
     return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
 
 
+def keys_text(count: int) -> str:
+    """ "1 key", "2 keys"."""
+    return f"{count} key" if count == 1 else f"{count} keys"
+
+
 def discovery_url(issuer_url: str) -> str:
     """OpenID Connect IssuerDiscovery 1.0 section 4: a terminating slash of the issuer is removed first."""
     return issuer_url.rstrip("/") + DISCOVERY_PATH
@@ -329,7 +334,7 @@ def kept_keys(previous: ProviderConfig | None, *, issuer_url: str, now: datetime
                 type="KeysPublished",
                 status="True",
                 reason="KeysKept",
-                message=f"the issuer cannot be read: the {count} keys read at {format_time(fetched)} stay "
+                message=f"the issuer cannot be read: the {keys_text(count)} read at {format_time(fetched)} stay "
                 f"published until {format_time(until)} (--provider-keys-max-age after they were read)",
             ),
         )
@@ -351,7 +356,7 @@ def current_keys(count: int, fetched: datetime) -> Detail:
         type="KeysPublished",
         status="True",
         reason="KeysCurrent",
-        message=f"{count} keys read at {format_time(fetched)} are published",
+        message=f"{keys_text(count)} read at {format_time(fetched)} {'is' if count == 1 else 'are'} published",
     )
 
 
