@@ -19,13 +19,13 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import WatchEvent
-from kubegate.operator import oidcprovider_plan as plan
 from kubegate.operator.events import EventPoster
 from kubegate.operator.oidcprovider import ProviderReconciled, ProviderReconciler
 from kubegate.operator.oidcprovider_watch import SecretChanged, next_sleep
 from kubegate.resources.oidcprovider import OIDCProvider
 from kubegate.settings import OperatorSettings
 from kubegate.validation_config.providers import DATA_KEY, ProviderConfig, decode, secret_name
+from kubegate.verify.oidc.discovery import discovery_url
 from kubegate.verify.oidc.provider_http import ProviderError, ProviderUnreachable
 
 OPS, APPS = "kubegate-system", "apps"
@@ -210,7 +210,7 @@ async def test_a_refresh_rewrites_the_read_time_and_follows_new_keys() -> None:
 async def test_an_issuer_that_differs_in_any_character_stalls(configured: str) -> None:
     world = World()
     # The document at the configured URL names ISSUER.
-    world.issuer.documents[plan.discovery_url(configured)] = world.issuer.documents[plan.discovery_url(ISSUER)]
+    world.issuer.documents[discovery_url(configured)] = world.issuer.documents[discovery_url(ISSUER)]
     world.add("idp", issuerURL=configured)
     result = await world.reconcile()
     assert result.outcome.kind == "stalled"
@@ -230,7 +230,7 @@ async def test_fixing_the_issuer_withdraws_nothing_good_and_publishes_again() ->
     await world.reconcile()
     spec = world.kube.objects[OIDCProvider.path(name="idp")]["spec"]
     spec["issuerURL"] = ISSUER + "/"
-    world.issuer.documents[plan.discovery_url(ISSUER + "/")] = world.issuer.documents[plan.discovery_url(ISSUER)]
+    world.issuer.documents[discovery_url(ISSUER + "/")] = world.issuer.documents[discovery_url(ISSUER)]
     await world.reconcile()
     assert world.published() is None  # a mismatched issuer must not keep the old keys trusted
     assert "endpoints" not in world.status()
@@ -238,21 +238,6 @@ async def test_fixing_the_issuer_withdraws_nothing_good_and_publishes_again() ->
     spec["issuerURL"] = ISSUER
     assert (await world.reconcile()).outcome.kind == "ready"
     assert world.published() is not None
-
-
-@pytest.mark.parametrize(
-    ("advertised", "configured", "expected"),
-    [
-        (["RS256", "HS256", "none", "ES256"], None, ("RS256", "ES256")),
-        ([], None, ("RS256",)),
-        (["HS256"], None, ("RS256",)),
-        (["RS256"], ["PS256", "RS256"], ("RS256", "PS256")),
-    ],
-)
-def test_allowed_algorithms_are_asymmetric_only(
-    advertised: list[str], configured: list[str] | None, expected: tuple[str, ...]
-) -> None:
-    assert plan.allowed_algorithms(configured, tuple(advertised)) == expected
 
 
 async def test_algorithms_default_to_the_advertised_asymmetric_ones() -> None:

@@ -2,9 +2,10 @@
 
 One reconcile reads the resource, its client Secret, the issuer's discovery document and JWKS, and the
 provider's published Secret, then writes that Secret (when its content changed) and the status. What it
-concludes from what it read is in `oidcprovider_plan.py`. Nothing kept in memory between reconciles
-decides anything: the published Secret is the record of the last good keys, so a restarted or new leader
-carries on where the last one stopped.
+concludes from what it read is in `oidcprovider_plan.py`, and in `verify/oidc/discovery.py` for the checks
+of the issuer's documents and keys (shared with verifiers that trust an issuer in-process). Nothing kept in
+memory between reconciles decides anything: the published Secret is the record of the last good keys, so a
+restarted or new leader carries on where the last one stopped.
 
 The client secret exists here between the read of its Secret and the write of the published one; it is
 never logged, put in an event, a status or an exception message.
@@ -35,6 +36,7 @@ from kubegate.resources.duration import parse_duration
 from kubegate.resources.oidcprovider import OIDCProvider, OIDCProviderSpec
 from kubegate.settings import OperatorSettings
 from kubegate.validation_config.providers import DATA_KEY, ProviderConfig, decode, encode, secret_body, secret_name
+from kubegate.verify.oidc.discovery import DiscoveryError, allowed_algorithms, read_issuer
 from kubegate.verify.oidc.provider_http import ProviderError, ProviderUnreachable
 
 log = logging.getLogger(__name__)
@@ -150,21 +152,18 @@ class ProviderReconciler:
         except plan.Problem as problem:
             return await self._stalled(read, problem, issuer=spec.issuer_url)
 
-        url = plan.discovery_url(spec.issuer_url)
         try:
-            discovery = plan.read_discovery(
-                await self._http.get_json(url, ca_bundle=ca_bundle), issuer_url=spec.issuer_url, url=url
+            issuer = await read_issuer(
+                spec.issuer_url, self._http, ca_bundle=ca_bundle, algorithms=spec.algorithms, names=plan.SPEC_FIELDS
             )
-            algorithms = plan.allowed_algorithms(spec.algorithms, discovery.signing_algorithms)
-            jwks_document = await self._http.get_json(discovery.jwks_uri, ca_bundle=ca_bundle)
-            jwks = plan.usable_keys(jwks_document, algorithms=algorithms, url=discovery.jwks_uri)
         except (ProviderUnreachable, ProviderError) as exc:
             failed = plan.Problem("DiscoveryFailed", f"cannot read the issuer: {exc}", transient=True)
             return await self._unreachable(read, spec, failed, secret=secret, ca_bundle=ca_bundle)
-        except plan.Problem as problem:
-            if problem.transient:
-                return await self._unreachable(read, spec, problem, secret=secret, ca_bundle=ca_bundle)
-            return await self._stalled(read, problem, issuer=spec.issuer_url)
+        except DiscoveryError as unfit:
+            if unfit.transient:
+                return await self._unreachable(read, spec, plan.Problem.of(unfit), secret=secret, ca_bundle=ca_bundle)
+            return await self._stalled(read, plan.Problem.of(unfit), issuer=spec.issuer_url)
+        discovery, algorithms, jwks = issuer.discovery, issuer.algorithms, issuer.jwks
 
         now = self._clock()
         config = plan.provider_config(
@@ -188,7 +187,7 @@ class ProviderReconciler:
             details=(plan.current_keys(count, now),),
         )
         fields = {
-            "endpoints": discovery.endpoints_status(),
+            "endpoints": plan.endpoints_status(discovery),
             "keyIDs": kids,
             "keyCount": count,
             "lastRefreshTime": format_time(now),
@@ -220,14 +219,14 @@ class ProviderReconciler:
                 generation=int(body["metadata"].get("generation") or 0),
                 spec=spec,
                 discovery=discovery,
-                algorithms=plan.allowed_algorithms(spec.algorithms, previous.algorithms),
+                algorithms=allowed_algorithms(spec.algorithms, previous.algorithms),
                 jwks=kept.jwks,
                 keys_fetched_at=previous.keys_fetched_at,
                 secret=secret,
                 ca_bundle=ca_bundle,
             )
             await self._publish(read, config)
-            endpoints: dict[str, str] | None = discovery.endpoints_status()
+            endpoints: dict[str, str] | None = plan.endpoints_status(discovery)
         else:
             # Nothing good was ever read from this issuer: there is nothing to keep.
             await self._withdraw(read)

@@ -1,44 +1,34 @@
 """What an OIDCProvider's reconciliation decides, from what it read: pure functions, no I/O.
 
 The reconciler (`oidcprovider.py`) reads the resource, the client Secret, the discovery document and the
-JWKS; everything it concludes from them (is the document the issuer's, which algorithms and keys are
-accepted, what is published, which keys stay published while the issuer cannot be reached) is here, so
-that every outcome is tested without a network.
+JWKS. Whether the document is the issuer's and which algorithms and keys are accepted is decided in
+`verify/oidc/discovery.py`, the same code a Python service trusting an issuer in-process runs; what the
+operator concludes besides (what is published, which keys stay published while the issuer cannot be
+reached, what the status says) is here, so that every outcome is tested without a network.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 from cryptography import x509
 
-from kubegate.contracts.jwks import check_public
 from kubegate.contracts.timestamps import format_time
 from kubegate.operator.conditions import Detail
-from kubegate.resources.oidcprovider import SIGNING_ALGORITHMS, ClientSecretRef, OIDCProviderSpec
+from kubegate.resources.oidcprovider import ClientSecretRef, OIDCProviderSpec
 from kubegate.validation_config.providers import ClaimRules, ProviderConfig, RequirementRule
+from kubegate.verify.oidc import discovery as issuer
+from kubegate.verify.oidc.discovery import IssuerDiscovery
 
-DISCOVERY_PATH = "/.well-known/openid-configuration"
+SPEC_FIELDS = issuer.SettingNames(issuer_url="spec.issuerURL", algorithms="spec.algorithms")
+"""How the verify layer's messages about an issuer name what to fix: the resource's fields."""
 REFRESH_ANNOTATION = "kubegate.dev/refresh"
 """A new value reads discovery and keys again at once, as `kubectl annotate --overwrite` sets it."""
-DEFAULT_ALGORITHM = "RS256"
-"""What OpenID Connect IssuerDiscovery 1.0 requires every provider to support; used when the document lists none."""
-_QUOTE_LIMIT = 300
-
-# The key type (and curve) each algorithm verifies with (RFC 7518 section 3.1, RFC 8037 section 3.1).
-_KEY_TYPES: dict[str, tuple[str, frozenset[str] | None]] = {
-    **{alg: ("RSA", None) for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
-    "ES256": ("EC", frozenset({"P-256"})),
-    "ES384": ("EC", frozenset({"P-384"})),
-    "ES512": ("EC", frozenset({"P-521"})),
-    "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
-}
 
 
 class Problem(Exception):  # noqa: N818 - names what the user must fix
@@ -51,21 +41,15 @@ class Problem(Exception):  # noqa: N818 - names what the user must fix
         self.message = message
         self.transient = transient
 
-
-def quote(value: object) -> str:
-    """A value read from elsewhere, for a message: repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
+    @classmethod
+    def of(cls, error: issuer.DiscoveryError) -> Problem:
+        """An issuer unfit as configured, as the resource's condition says it."""
+        return cls(error.reason, error.message, transient=error.transient)
 
 
 def keys_text(count: int) -> str:
     """ "1 key", "2 keys"."""
     return f"{count} key" if count == 1 else f"{count} keys"
-
-
-def discovery_url(issuer_url: str) -> str:
-    """OpenID Connect IssuerDiscovery 1.0 section 4: a terminating slash of the issuer is removed first."""
-    return issuer_url.rstrip("/") + DISCOVERY_PATH
 
 
 def ca_bundle_pem(ca_bundle: str | None) -> str | None:
@@ -84,113 +68,16 @@ def ca_bundle_pem(ca_bundle: str | None) -> str | None:
     return pem
 
 
-@dataclass(frozen=True, kw_only=True)
-class IssuerDiscovery:
-    """What kubegate uses of a discovery document."""
-
-    issuer: str
-    jwks_uri: str
-    authorization_endpoint: str | None = None
-    token_endpoint: str | None = None
-    userinfo_endpoint: str | None = None
-    introspection_endpoint: str | None = None
-    signing_algorithms: tuple[str, ...] = ()
-    """id_token_signing_alg_values_supported, as listed."""
-
-    def endpoints_status(self) -> dict[str, str]:
-        """status.endpoints."""
-        named = {
-            "authorizationEndpoint": self.authorization_endpoint,
-            "tokenEndpoint": self.token_endpoint,
-            "userinfoEndpoint": self.userinfo_endpoint,
-            "introspectionEndpoint": self.introspection_endpoint,
-            "jwksURI": self.jwks_uri,
-        }
-        return {k: v for k, v in named.items() if v is not None}
-
-
-def read_discovery(document: Mapping[str, Any], *, issuer_url: str, url: str) -> IssuerDiscovery:
-    """Check a discovery document against spec.issuerURL; raises Problem."""
-    issuer = document.get("issuer")
-    if issuer != issuer_url:
-        # Tokens carry the document's issuer in `iss`: trusting spec.issuerURL instead would accept none of
-        # them, or, worse, let one issuer's document speak for another (OpenID Connect IssuerDiscovery section 4.3).
-        hint = f"set spec.issuerURL to exactly {issuer!r}" if isinstance(issuer, str) else "check spec.issuerURL"
-        raise Problem(
-            "IssuerMismatch",
-            f"the discovery document at {url} names issuer {quote(issuer)}, not spec.issuerURL {issuer_url!r}: "
-            f"{hint} (tokens carry it in their iss claim, character for character)",
-        )
-    jwks_uri = document.get("jwks_uri")
-    if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
-        raise Problem(
-            "DiscoveryFailed",
-            f"the discovery document at {url} has no https jwks_uri (it says {quote(jwks_uri)}): "
-            "kubegate needs the issuer's keys to verify its tokens",
-            transient=True,
-        )
-
-    def endpoint(key: str) -> str | None:
-        value = document.get(key)
-        return value if isinstance(value, str) and value.startswith("https://") else None
-
-    algorithms = document.get("id_token_signing_alg_values_supported")
-    listed = tuple(a for a in algorithms if isinstance(a, str)) if isinstance(algorithms, list) else ()
-    return IssuerDiscovery(
-        issuer=issuer,
-        jwks_uri=jwks_uri,
-        authorization_endpoint=endpoint("authorization_endpoint"),
-        token_endpoint=endpoint("token_endpoint"),
-        userinfo_endpoint=endpoint("userinfo_endpoint"),
-        introspection_endpoint=endpoint("introspection_endpoint"),
-        signing_algorithms=listed,
-    )
-
-
-def allowed_algorithms(configured: Collection[str] | None, advertised: tuple[str, ...]) -> tuple[str, ...]:
-    """spec.algorithms when set; else the asymmetric algorithms the provider advertises, else RS256.
-
-    Never `none` nor HMAC, whatever the provider lists: an HMAC "key" would be its public key.
-    """
-    if configured:
-        return tuple(a for a in SIGNING_ALGORITHMS if a in configured)
-    chosen = tuple(a for a in SIGNING_ALGORITHMS if a in advertised)
-    return chosen or (DEFAULT_ALGORITHM,)
-
-
-def _usable_with(jwk: Mapping[str, Any], algorithm: str) -> bool:
-    kty, curves = _KEY_TYPES[algorithm]
-    if jwk.get("kty") != kty or (curves is not None and jwk.get("crv") not in curves):
-        return False
-    if jwk.get("use", "sig") != "sig" or jwk.get("alg", algorithm) != algorithm:
-        return False
-    ops = jwk.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        return False
-    try:
-        jwt.PyJWK({**jwk, "alg": algorithm})
-    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
-        return False  # not a key of that type (a point off the curve, bad base64url, missing members)
-    return True
-
-
-def usable_keys(jwks: Mapping[str, Any], *, algorithms: tuple[str, ...], url: str) -> dict[str, Any]:
-    """The keys of the issuer's JWKS that verify signatures of an allowed algorithm, as a JWKS; raises Problem
-    (JWKSInvalid) when it holds private material or no such key."""
-    try:
-        check_public(jwks)
-    except ValueError as exc:
-        raise Problem("JWKSInvalid", f"the JWKS at {url} is refused: {exc}") from None
-    keys = [jwk for jwk in jwks["keys"] if any(_usable_with(jwk, alg) for alg in algorithms)]
-    if not keys:
-        found = sorted({f"{k.get('kty')}/{k.get('alg', '-')}" for k in jwks["keys"]})
-        raise Problem(
-            "JWKSInvalid",
-            f"the JWKS at {url} holds no signing key for the accepted algorithms {', '.join(algorithms)} "
-            f"(its keys, as type/alg: {quote(', '.join(found)) if found else 'none'}): set spec.algorithms to "
-            "the provider's signing algorithm, or fix the provider's keys",
-        )
-    return {"keys": keys}
+def endpoints_status(discovery: IssuerDiscovery) -> dict[str, str]:
+    """status.endpoints."""
+    named = {
+        "authorizationEndpoint": discovery.authorization_endpoint,
+        "tokenEndpoint": discovery.token_endpoint,
+        "userinfoEndpoint": discovery.userinfo_endpoint,
+        "introspectionEndpoint": discovery.introspection_endpoint,
+        "jwksURI": discovery.jwks_uri,
+    }
+    return {k: v for k, v in named.items() if v is not None}
 
 
 def key_ids(jwks: Mapping[str, Any]) -> list[str]:
@@ -243,34 +130,30 @@ def provider_config(
 ) -> ProviderConfig:
     """What the servers get: the spec's rules, the discovered endpoints, the keys and the client credentials."""
     claims = spec.claims
-    return ProviderConfig(
+    return issuer.provider_config(
+        discovery,
         name=name,
         issuer=spec.issuer_url,
-        jwks_uri=discovery.jwks_uri,
-        authorization_endpoint=discovery.authorization_endpoint,
-        token_endpoint=discovery.token_endpoint,
-        userinfo_endpoint=discovery.userinfo_endpoint,
-        introspection_endpoint=discovery.introspection_endpoint,
         algorithms=algorithms,
-        audiences=tuple(spec.audiences) if spec.audiences is not None else None,
+        jwks=jwks,
+        keys_fetched_at=keys_fetched_at,
+        audiences=spec.audiences,
         claims=ClaimRules(
             username=claims.username,
             groups=claims.groups,
             username_prefix=claims.username_prefix,
             groups_prefix=claims.groups_prefix,
         ),
-        email_matches=tuple(spec.email_matches) if spec.email_matches is not None else None,
-        requirements=tuple(
+        email_matches=spec.email_matches,
+        requirements=[
             RequirementRule(claim=r.claim, values=tuple(r.values), match=r.match, entitlements=r.entitlements)
             for r in spec.requirements or ()
-        ),
-        introspection=spec.introspection and discovery.introspection_endpoint is not None,
-        userinfo=spec.userinfo and discovery.userinfo_endpoint is not None,
+        ],
+        introspection=spec.introspection,
+        userinfo=spec.userinfo,
         client_id=spec.client_id,
         client_secret=secret,
         ca_bundle=ca_bundle,
-        jwks=jwks,
-        keys_fetched_at=keys_fetched_at,
         generation=generation,
     )
 
