@@ -5,6 +5,10 @@ lookup is a plain set membership on a live view. A verifier that caches what it 
 provider's config (parsed keys, compiled patterns) notices a change by the config object: it is the
 same object while the published Secret's content is unchanged, and a new one after any change. The
 `version` counter and `subscribe` callbacks say the same for the whole set.
+
+Two ways feed it: the server's reflector of the operator's Secrets (`replace`, `apply`), or a Python
+service that trusts issuers in its own process, without Kubernetes (`publish`, `withdraw`). One process uses
+one of them: a reflector's list replaces everything.
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ from collections.abc import Callable, KeysView
 from dataclasses import dataclass
 from typing import Any
 
+from kubegate.contracts import timestamps
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import WatchEvent
 from kubegate.kube.reflector import Reflector, Source
-from kubegate.validation_config.providers import DATA_KEY, LABEL_SELECTOR, ProviderConfig, decode, secret_name
+from kubegate.validation_config.providers import (
+    DATA_KEY,
+    LABEL_SELECTOR,
+    ProviderConfig,
+    decode,
+    encode,
+    secret_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,38 @@ class Providers:
     def subscribe(self, callback: Callable[[frozenset[str]], None]) -> None:
         """Call `callback` with the names of the providers that appeared, changed or went, after every change."""
         self._subscribers.append(callback)
+
+    # --- in-process (no Kubernetes) -----------------------------------------------------------------
+
+    def publish(self, config: ProviderConfig) -> ProviderConfig:
+        """Trust `config`'s issuer, in place of any provider of the same name; returns the config in use.
+
+        A config equal to the one already published changes nothing: the published object stays (and with
+        it what verifiers derived from it), and it is the one returned. Raises ValueError when another
+        provider already has the issuer: a token names one issuer, so only one provider can verify it.
+        """
+        holder = self._by_issuer.get(config.issuer)
+        if holder is not None and holder.name != config.name:
+            raise ValueError(
+                f"provider {holder.name!r} already has issuer {config.issuer!r}: withdraw it first, or publish "
+                f"{config.name!r} under its name"
+            )
+        key = secret_name(config.name)
+        data = encode(config)
+        known = self._published.get(key)
+        if known is None or known.data != data:
+            created = known.created if known is not None else timestamps.format_time(timestamps.now())
+            self._published[key] = _Published(data=data, config=config, created=created)
+        self.loaded = True
+        self._rebuild()
+        return self._published[key].config
+
+    def withdraw(self, name: str) -> bool:
+        """Stop trusting provider `name`'s issuer; False when no such provider was published."""
+        found = self._published.pop(secret_name(name), None) is not None
+        self.loaded = True
+        self._rebuild()
+        return found
 
     # --- reflector sink ---------------------------------------------------------------------------
 
