@@ -36,6 +36,14 @@ async def handler(request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 
         return web.Response(text="<html></html>")
     if kind == "list":
         return web.json_response([1, 2])
+    if kind == "trickle":
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for piece in (b'{"issuer": ', b'"x", "keys"', b": []}"):
+            await response.write(piece)
+            await asyncio.sleep(0.02)
+        await response.write_eof()
+        return response
     if kind == "huge":
         return web.Response(body=b"[" + b"1," * 2000 + b"1]", content_type="application/json")
     return web.Response(status=int(kind))
@@ -66,6 +74,11 @@ async def plain() -> AsyncIterator[tuple[ProviderHttp, str]]:
 async def test_json_object_and_bearer(plain: tuple[ProviderHttp, str]) -> None:
     http, base = plain
     assert await http.get_json(f"{base}/ok", ca_bundle=None, bearer="tok") == {"issuer": "x", "auth": "Bearer tok"}
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(plain: tuple[ProviderHttp, str]) -> None:
+    http, base = plain
+    assert await http.get_json(f"{base}/trickle", ca_bundle=None) == {"issuer": "x", "keys": []}
 
 
 async def test_form_with_client_authentication(plain: tuple[ProviderHttp, str]) -> None:

@@ -110,7 +110,7 @@ class ProviderHttp:
         declared = response.content_length
         if declared is not None and declared > self._max_body_bytes:
             raise ProviderError(f"{where} sent {declared} bytes, over {self._max_body_bytes}", status=status)
-        body = await response.content.read(self._max_body_bytes + 1)
+        body = await _read_up_to(response.content, self._max_body_bytes + 1)
         if len(body) > self._max_body_bytes:
             raise ProviderError(f"{where} sent over {self._max_body_bytes} bytes", status=status)
         try:
@@ -134,6 +134,18 @@ class ProviderHttp:
             )
             self._sessions[ca_bundle] = session
         return session
+
+
+async def _read_up_to(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body until its end or `limit` bytes. One `read(limit)` returns what has arrived so far: a body
+    that comes in several TLS records or chunks would be cut short, and refused as not JSON."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await stream.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _where(url: str) -> str:
