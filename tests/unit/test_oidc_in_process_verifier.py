@@ -4,6 +4,8 @@ operator's Secrets (with the same invariants the verifiers rely on), and `in_pro
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -106,3 +108,14 @@ async def test_no_static_or_opaque_credential_is_accepted_without_an_opted_in_pr
 def test_two_configs_with_one_issuer_are_refused() -> None:
     with pytest.raises(ValueError, match="already has issuer"):
         in_process_verifier([provider(rsa_key()), provider(rsa_key(), name="twin")])
+
+
+def test_the_in_process_verifier_loads_no_operator_and_no_http_server() -> None:
+    """What a Python service installs is the core: importing it must not pull in kopf or aiohttp's server."""
+    probe = (
+        "import sys, kubegate.verify.oidc.in_process, kubegate.verify.oidc.discovery; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kopf' or m.startswith('aiohttp.web')"
+        " or m.startswith(('kubegate.operator', 'kubegate.server', 'kubegate.web', 'kubegate.methods'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
