@@ -6,8 +6,8 @@ are pure functions of what was read; `read_issuer` and `discover` make the two c
 
 A document is the issuer's only when its `issuer` equals the configured URL character for character
 (OpenID Connect Discovery 1.0, section 4.3): tokens carry that value in `iss`, and a document that named
-another issuer could speak for it. Which keys are kept is `keys.select_keys`'s rule, the very one the
-verifier applies, so nothing is published that the verifier would pass over.
+another issuer could speak for it. Which keys are kept is `keys.select_keys`'s rule (`keys.usable_jwks`), the
+very one the verifier applies, so nothing is published that the verifier would pass over.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 from kubegate.contracts import timestamps
 from kubegate.resources.oidcprovider import SIGNING_ALGORITHMS
 from kubegate.validation_config.providers import ClaimRules, ProviderConfig, RequirementRule
-from kubegate.verify.oidc.keys import select_keys
+from kubegate.verify.oidc.keys import usable_jwks
 from kubegate.verify.oidc.provider_http import ProviderError, ProviderUnreachable
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -135,10 +135,9 @@ def usable_keys(
     """The keys of the issuer's JWKS (read from `url`) that the verifier uses with `algorithms`, as a JWKS;
     raises DiscoveryError (JWKSInvalid) when it holds private material or no such key."""
     try:
-        selected = select_keys(jwks, algorithms)
+        keys = [dict(jwk) for jwk in usable_jwks(jwks, algorithms)]
     except ValueError as exc:
         raise DiscoveryError("JWKSInvalid", f"the JWKS at {url} is refused: {exc}") from None
-    keys = [jwk for jwk in jwks["keys"] if jwk.get("kid") in selected]
     if not keys:
         found = sorted({f"{k.get('kty')}/{k.get('alg', '-')}" for k in jwks["keys"] if isinstance(k, Mapping)})
         raise DiscoveryError(

@@ -74,9 +74,21 @@ def select_keys(jwks: Mapping[str, Any], algorithms: Iterable[str]) -> dict[str,
     member is refused whole. Keys without a kid, keys fit for none of `algorithms`, and keys whose kid another
     usable key shares (which of them a token means is not for the verifier to guess) are passed over.
     """
+    return {kid: key for kid, (_, key) in _selected(jwks, algorithms).items()}
+
+
+def usable_jwks(jwks: Mapping[str, Any], algorithms: Iterable[str]) -> list[Mapping[str, Any]]:
+    """The members of `jwks` that `select_keys` uses, as they are, in their order: what is worth publishing.
+    Raises ValueError as `select_keys` does."""
+    return [jwk for jwk, _ in _selected(jwks, algorithms).values()]
+
+
+def _selected(
+    jwks: Mapping[str, Any], algorithms: Iterable[str]
+) -> dict[str, tuple[Mapping[str, Any], VerificationKey]]:
     check_public(jwks)
     allowed = frozenset(algorithms) & SUPPORTED_ALGORITHMS
-    found: dict[str, VerificationKey] = {}
+    found: dict[str, tuple[Mapping[str, Any], VerificationKey]] = {}
     ambiguous: set[str] = set()
     for jwk in jwks["keys"]:
         kid = jwk.get("kid")
@@ -86,7 +98,7 @@ def select_keys(jwks: Mapping[str, Any], algorithms: Iterable[str]) -> dict[str,
             continue
         if kid in found:
             ambiguous.add(kid)
-        found[kid] = VerificationKey(kid=kid, key=key[0], algorithms=key[1])
+        found[kid] = (jwk, VerificationKey(kid=kid, key=key[0], algorithms=key[1]))
     for kid in ambiguous:
         log.warning("the JWKS has several keys with kid %r; none of them is used", kid)
         del found[kid]
