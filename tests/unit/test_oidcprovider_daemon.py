@@ -8,6 +8,7 @@ import asyncio
 from typing import Any, cast
 
 import pytest
+from fake_daemon import Stop
 from fake_kube import FakeKube
 from test_oidcprovider_reconcile import ISSUER, FakeIssuer
 
@@ -16,22 +17,6 @@ from kubegate.operator.events import EventPoster
 from kubegate.operator.oidcprovider import ProviderReconciler
 from kubegate.resources.oidcprovider import OIDCProvider
 from kubegate.settings import OperatorSettings
-
-
-class Stop:
-    """What kopf hands a daemon: false until the daemon must stop, and awaitable."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-    def set(self) -> None:
-        self._event.set()
 
 
 def _reason(kube: FakeKube) -> str | None:

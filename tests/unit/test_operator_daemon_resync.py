@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
+from fake_daemon import Stop
 from fake_kube import FakeKube
 
 from kubegate.operator import app
@@ -15,22 +16,6 @@ from kubegate.resources.statictoken import StaticToken
 from kubegate.settings import OperatorSettings
 
 NS, OPS = "apps", "kubegate-system"
-
-
-class Stop:
-    """What kopf hands a daemon: false until the daemon must stop, and awaitable."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-    def set(self) -> None:
-        self._event.set()
 
 
 def _ready(kube: FakeKube, name: str) -> bool:
