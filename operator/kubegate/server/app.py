@@ -46,9 +46,9 @@ from kubegate.verify import StaticTokenIndex, Verifier
 from kubegate.verify.client_tokens import JwksClientTokenVerifier
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
 from kubegate.verify.oidc.access_tokens import OidcAccessTokenVerifier
-from kubegate.verify.oidc.keys import ProviderKeyCache
 from kubegate.verify.oidc.opaque import OpaqueOidcVerifier
 from kubegate.verify.oidc.provider_http import ProviderHttp
+from kubegate.verify.oidc.verifiers import oidc_verifiers
 from kubegate.web.aiohttp_adapter.app import Application, build_application
 from kubegate.web.aiohttp_adapter.listener import listening
 from kubegate.web.authenticate import Authenticator
@@ -237,16 +237,11 @@ def oidc_verification(settings: ServerSettings, client: KubeClient) -> OidcVerif
         max_concurrent=settings.oidc_provider_max_concurrent,
         user_agent="kubegate-server",
     )
-    access_tokens = OidcAccessTokenVerifier(
-        providers=providers,
-        keys=ProviderKeyCache(http=http, refetch_cooldown=settings.oidc_jwks_refetch_cooldown),
+    verifiers = oidc_verifiers(
+        providers,
+        http,
         leeway=settings.oidc_leeway,
-        cache_seconds=settings.oidc_cache_seconds,
-        cache_size=settings.oidc_cache_size,
-    )
-    opaque = OpaqueOidcVerifier(
-        providers=providers,
-        http=http,
+        jwks_refetch_cooldown=settings.oidc_jwks_refetch_cooldown,
         cache_seconds=settings.oidc_cache_seconds,
         cache_size=settings.oidc_cache_size,
         accept_refresh_tokens=settings.oidc_accept_refresh_tokens,
@@ -254,8 +249,8 @@ def oidc_verification(settings: ServerSettings, client: KubeClient) -> OidcVerif
     return OidcVerification(
         providers=providers,
         http=http,
-        access_tokens=access_tokens,
-        opaque=opaque,
+        access_tokens=verifiers.access_tokens,
+        opaque=verifiers.opaque,
         watch=provider_reflector(client, settings.operator_namespace, providers),
     )
 

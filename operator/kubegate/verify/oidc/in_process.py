@@ -24,10 +24,8 @@ from kubegate.state.providers import Providers
 from kubegate.state.static_tokens import StaticTokenIndex
 from kubegate.validation_config.providers import ProviderConfig
 from kubegate.verify.engine import Verifier
-from kubegate.verify.oidc.access_tokens import OidcAccessTokenVerifier
-from kubegate.verify.oidc.keys import ProviderKeyCache
-from kubegate.verify.oidc.opaque import OpaqueOidcVerifier
 from kubegate.verify.oidc.provider_http import ProviderHttp
+from kubegate.verify.oidc.verifiers import oidc_verifiers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,21 +87,14 @@ def in_process_verifier(
         http = ProviderHttp(
             timeout=provider_timeout, max_concurrent=provider_max_concurrent, user_agent="kubegate-in-process"
         )
-    verifier = Verifier(
-        static_tokens=StaticTokenIndex(),
-        oidc=OidcAccessTokenVerifier(
-            providers=providers,
-            keys=ProviderKeyCache(http=http, refetch_cooldown=jwks_refetch_cooldown),
-            leeway=leeway,
-            cache_seconds=cache_seconds,
-            cache_size=cache_size,
-        ),
-        opaque=OpaqueOidcVerifier(
-            providers=providers,
-            http=http,
-            cache_seconds=cache_seconds,
-            cache_size=cache_size,
-            accept_refresh_tokens=accept_refresh_tokens,
-        ),
+    verifiers = oidc_verifiers(
+        providers,
+        http,
+        leeway=leeway,
+        jwks_refetch_cooldown=jwks_refetch_cooldown,
+        cache_seconds=cache_seconds,
+        cache_size=cache_size,
+        accept_refresh_tokens=accept_refresh_tokens,
     )
+    verifier = Verifier(static_tokens=StaticTokenIndex(), oidc=verifiers.access_tokens, opaque=verifiers.opaque)
     return InProcessVerifier(verifier=verifier, providers=providers, http=http)
