@@ -4,19 +4,17 @@ apiserver's cache TTL has passed."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_apiserver, stop_apiserver
+from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl
 from support import eventually
-from support.kube import apply_static_token, read_token, token_kubeconfig, webhook_kubeconfig
+from support.kube import apply_static_token, read_token, token_kubeconfig, whoami
+from support.kube import webhook_apiserver as webhook_apiserver_for
 from support.processes import ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -26,33 +24,8 @@ CACHE_TTL_SECONDS = 2
 
 @pytest.fixture
 def webhook_apiserver(dev_cluster: ClusterState, server: ServerProcess, tmp_path: Path) -> Iterator[ExtraApiserver]:
-    # Plain http:// works in the webhook kubeconfig (kube-apiserver does not insist on TLS); production
-    # deployments use https:// with certificate-authority set.
-    config = webhook_kubeconfig(tmp_path / "webhook.kubeconfig", server.url)
-    name = f"webhook-{uuid.uuid4().hex[:6]}"
-    extra = start_apiserver(
-        dev_cluster.state_dir,
-        name=name,
-        args=[
-            f"--authentication-token-webhook-config-file={config}",
-            "--authentication-token-webhook-version=v1",
-            f"--authentication-token-webhook-cache-ttl={CACHE_TTL_SECONDS}s",
-        ],
-        die_with_parent=True,
-    )
-    try:
+    with webhook_apiserver_for(dev_cluster, server.url, tmp_path, cache_ttl_seconds=CACHE_TTL_SECONDS) as extra:
         yield extra
-    finally:
-        stop_apiserver(dev_cluster.state_dir, name=name)
-
-
-def whoami(kubectl: Kubectl, kubeconfig: Path, token: str) -> dict[str, Any] | None:
-    result = kubectl("--token", token, "auth", "whoami", "-o", "json", kubeconfig=kubeconfig, check=False)
-    if result.returncode != 0:
-        assert "Unauthorized" in result.stderr, result.stderr
-        return None
-    info: dict[str, Any] = json.loads(result.stdout)["status"]["userInfo"]
-    return info
 
 
 async def test_kubectl_with_a_static_token_through_the_webhook(

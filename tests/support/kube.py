@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubegate.devcluster import Kubectl
+from kubegate.devcluster import ClusterState, ExtraApiserver, Kubectl, start_apiserver, stop_apiserver
 from kubegate.validation_config.model import TokenEntry
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
 from support import eventually
@@ -100,3 +103,38 @@ def webhook_kubeconfig(path: Path, server_url: str) -> Path:
     }
     path.write_text(json.dumps(config))
     return path
+
+
+@contextlib.contextmanager
+def webhook_apiserver(
+    cluster: ClusterState, server_url: str, work_dir: Path, *, cache_ttl_seconds: int
+) -> Iterator[ExtraApiserver]:
+    """A second kube-apiserver of `cluster` that authenticates bearer tokens with kubegate's TokenReview
+    webhook at `server_url`. Plain http:// works in the webhook kubeconfig (kube-apiserver does not insist
+    on TLS); production deployments use https:// with certificate-authority set."""
+    config = webhook_kubeconfig(work_dir / "webhook.kubeconfig", server_url)
+    name = f"webhook-{uuid.uuid4().hex[:6]}"
+    extra = start_apiserver(
+        cluster.state_dir,
+        name=name,
+        args=[
+            f"--authentication-token-webhook-config-file={config}",
+            "--authentication-token-webhook-version=v1",
+            f"--authentication-token-webhook-cache-ttl={cache_ttl_seconds}s",
+        ],
+        die_with_parent=True,
+    )
+    try:
+        yield extra
+    finally:
+        stop_apiserver(cluster.state_dir, name=name)
+
+
+def whoami(kubectl: Kubectl, kubeconfig: Path, token: str) -> dict[str, Any] | None:
+    """`kubectl --token <token> auth whoami`: the user kube-apiserver saw, or None when it was refused."""
+    result = kubectl("--token", token, "auth", "whoami", "-o", "json", kubeconfig=kubeconfig, check=False)
+    if result.returncode != 0:
+        assert "Unauthorized" in result.stderr, result.stderr
+        return None
+    info: dict[str, Any] = json.loads(result.stdout)["status"]["userInfo"]
+    return info

@@ -85,13 +85,19 @@ class FakeKube:
             raise NotFound(status=404, reason="NotFound", message=path)
         return copy.deepcopy(self.objects[path])
 
-    async def list_all(self, path: str, *, label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    async def list_all(
+        self, path: str, *, label_selector: str | None = None, field_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
         self._before(write=False)
         label, _, value = (label_selector or "").partition("=")
+        field, _, wanted = (field_selector or "").partition("=")
+        assert field in ("", "metadata.name"), "the fake knows only metadata.name field selectors"
         items = [
             copy.deepcopy(o)
             for p, o in sorted(self.objects.items())
-            if p.rsplit("/", 1)[0] == path and (not label or (o["metadata"].get("labels") or {}).get(label) == value)
+            if p.rsplit("/", 1)[0] == path
+            and (not label or (o["metadata"].get("labels") or {}).get(label) == value)
+            and (not field or o["metadata"]["name"] == wanted)
         ]
         return items, "1"
 

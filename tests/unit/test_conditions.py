@@ -42,3 +42,30 @@ def test_transition_time_survives_while_the_status_does_not_change() -> None:
     assert same[0]["lastTransitionTime"] == first[0]["lastTransitionTime"]
     flipped = conditions.conditions_for(conditions.expired("c"), generation=2, now=later, current=first)
     assert flipped[0]["lastTransitionTime"] == "2026-01-01T01:00:00Z"
+
+
+def test_retrying_is_not_ready_and_not_stalled() -> None:
+    result = conditions.conditions_for(
+        conditions.retrying("DiscoveryFailed", "down"), generation=1, now=T0, current=None
+    )
+    assert [(c["type"], c["status"], c["reason"]) for c in result] == [("Ready", "False", "DiscoveryFailed")]
+
+
+def test_details_follow_ready_and_go_when_no_longer_listed() -> None:
+    kept = conditions.Detail(type="KeysPublished", status="True", reason="KeysKept", message="until T")
+    first = conditions.conditions_for(
+        conditions.retrying("DiscoveryFailed", "down", details=(kept,)), generation=1, now=T0, current=None
+    )
+    assert [(c["type"], c["status"], c["reason"]) for c in first] == [
+        ("Ready", "False", "DiscoveryFailed"),
+        ("KeysPublished", "True", "KeysKept"),
+    ]
+    later = T0 + timedelta(minutes=5)
+    current = conditions.Detail(type="KeysPublished", status="True", reason="KeysCurrent", message="fresh")
+    second = conditions.conditions_for(
+        conditions.ready("ok", details=(current,)), generation=1, now=later, current=first
+    )
+    assert second[1]["lastTransitionTime"] == "2026-01-01T00:00:00Z"  # still True: no transition
+    assert [
+        c["type"] for c in conditions.conditions_for(conditions.ready("ok"), generation=1, now=later, current=second)
+    ] == ["Ready"]

@@ -99,7 +99,7 @@ class RecordingClientTokens:
     def issuer(self) -> str:
         return "https://kubegate.example.com"
 
-    async def verify(self, token: str) -> Authentication:
+    async def verify(self, token: str, *, provider_hint: str | None = None) -> Authentication:
         self.calls.append(token)
         return authentication(username="someone", method=Method.KUBERNETES)
 
@@ -149,7 +149,7 @@ class RecordingOpaque:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def verify(self, token: str) -> Authentication:
+    async def verify(self, token: str, *, provider_hint: str | None = None) -> Authentication:
         self.calls.append(token)
         return authentication(username="someone", method=Method.OIDC)
 

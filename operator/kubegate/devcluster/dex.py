@@ -76,6 +76,14 @@ DEFAULT_USERS = (
     DexUser(username="alice", email="alice@example.com", user_id="alice-id", groups=("admins", "developers")),
     DexUser(username="bob", email="bob@example.org", user_id="bob-id", groups=("developers",)),
     DexUser(username="carol", email="carol@example.com", user_id="carol-id"),
+    # An AARC-G069 entitlement as a group (Dex's static users have no entitlement claim), for requirements
+    # of that kind: a subgroup of `platform` with a role.
+    DexUser(
+        username="dave",
+        email="dave@example.com",
+        user_id="dave-id",
+        groups=("urn:geant:example.org:group:platform:ops:role=admin#idp.example.org",),
+    ),
 )
 KUBEGATE_CLIENT = DexClient(client_id="kubegate", secret="kubegate-dex-secret")
 OTHER_CLIENT = DexClient(client_id="other-client", secret="other-client-secret")
@@ -129,10 +137,15 @@ def render_config(
     clients: Sequence[DexClient],
     users: Sequence[DexUser],
     password_hash: Callable[[str], str] = bcrypt_hash,
+    access_token_expiry: str = "24h",  # noqa: S107 - a duration, not a password
 ) -> dict[str, Any]:
-    """Dex's configuration: memory storage, HTTPS only, the password grant on the local password database."""
+    """Dex's configuration: memory storage, HTTPS only, the password grant on the local password database.
+
+    Refresh tokens get an absolute lifetime: without one Dex's introspection says `exp` = `iat` for them,
+    which an RFC 7662 client must read as expired (tests use refresh tokens as opaque tokens)."""
     return {
         "issuer": issuer,
+        "expiry": {"accessTokens": access_token_expiry, "refreshTokens": {"absoluteLifetime": "24h"}},
         "storage": {"type": "memory"},
         "web": {"https": https_address, "tlsCert": str(cert_file), "tlsKey": str(key_file)},
         "telemetry": {"http": telemetry_address},
@@ -200,11 +213,13 @@ class DexServer:
         clients: Sequence[DexClient] = DEFAULT_CLIENTS,
         binary: Path | None = None,
         cpus: str | None = None,
+        access_token_expiry: str = "24h",  # noqa: S107 - a duration, not a password
     ) -> None:
         """`work_dir`: where the keys, configuration and log go (created if missing).
         `users`, `clients`: Dex's static passwords and clients.
         `binary`: the Dex executable; by default the one `make dex` built (DevClusterError if missing).
-        `cpus`: pin Dex to these CPUs (taskset's list, such as "0"), as benchmarks do."""
+        `cpus`: pin Dex to these CPUs (taskset's list, such as "0"), as benchmarks do.
+        `access_token_expiry`: lifetime of access tokens, a Go duration ("24h", "3s")."""
         self.binary = binary if binary is not None else find_dex_binary()
         self.cpus = cpus
         self.work_dir = work_dir
@@ -231,6 +246,7 @@ class DexServer:
             key_file=work_dir / "tls.key",
             clients=list(self.clients.values()),
             users=self.users,
+            access_token_expiry=access_token_expiry,
         )
         write_private(self.config_file, yaml.safe_dump(config, sort_keys=False).encode())
         self.ssl_context = ssl.create_default_context(cafile=str(self.ca_file))

@@ -184,13 +184,23 @@ class KubeClient:
         return await self.request("DELETE", path, body=body)
 
     async def list_all(
-        self, path: str, *, label_selector: str | None = None, page_size: int = 500
+        self,
+        path: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every item of a collection, paged; returns the items and the list's resourceVersion."""
+        """Every item of a collection, paged; returns the items and the list's resourceVersion.
+
+        `field_selector`, for example `metadata.name=x`, narrows a collection to one object that may not exist yet.
+        """
         items: list[dict[str, Any]] = []
         params: dict[str, str] = {"limit": str(page_size)}
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         while True:
             page = await self.request("GET", path, params=params)
             items.extend(page.get("items") or [])
@@ -206,6 +216,7 @@ class KubeClient:
         *,
         resource_version: str,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         timeout_seconds: int = 300,
     ) -> AsyncIterator[WatchEvent]:
         """Stream changes after `resource_version` until the server ends the watch.
@@ -220,6 +231,8 @@ class KubeClient:
         }
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=timeout_seconds + 30)
         try:
             async with self._response("GET", path, params=params, timeout=timeout) as response:

@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from kubegate.kube.client import WatchEvent
 from kubegate.kube.errors import ApiError, ApiUnavailable, Gone
@@ -32,12 +32,28 @@ class Source(Protocol):
     """The two calls a reflector makes; `KubeClient` provides them, tests pass a fake."""
 
     async def list_all(
-        self, path: str, *, label_selector: str | None = None, page_size: int = 500
+        self,
+        path: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
     ) -> tuple[list[dict[str, Any]], str]: ...
 
     def watch(
-        self, path: str, *, resource_version: str, label_selector: str | None = None, timeout_seconds: int = 300
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 300,
     ) -> AsyncIterator[WatchEvent]: ...
+
+
+class _Selectors(TypedDict, total=False):
+    label_selector: str | None
+    field_selector: str
 
 
 class Sink(Protocol):
@@ -72,6 +88,7 @@ class Reflector:
         sink: Sink,
         what: str,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         min_backoff: float = MIN_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
         watch_timeout: int = 300,
@@ -81,7 +98,10 @@ class Reflector:
         self._path = path
         self._sink = sink
         self._what = what
-        self._label_selector = label_selector
+        # Passed only when set: sources that know no field selectors (test fakes) keep working.
+        self._selectors: _Selectors = {"label_selector": label_selector}
+        if field_selector:
+            self._selectors["field_selector"] = field_selector
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._watch_timeout = watch_timeout
@@ -97,9 +117,7 @@ class Reflector:
         while True:
             try:
                 if resource_version is None:
-                    items, resource_version = await self._client.list_all(
-                        self._path, label_selector=self._label_selector
-                    )
+                    items, resource_version = await self._client.list_all(self._path, **self._selectors)
                     self._recovered()
                     await self._sink.replace(items)
                     self._sink.synced(resource_version)
@@ -155,8 +173,8 @@ class Reflector:
         async for event in self._client.watch(
             self._path,
             resource_version=resource_version,
-            label_selector=self._label_selector,
             timeout_seconds=self._watch_timeout,
+            **self._selectors,
         ):
             self._recovered()
             resource_version = str((event.object.get("metadata") or {}).get("resourceVersion") or resource_version)

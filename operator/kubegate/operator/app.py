@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import signal
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,18 +21,24 @@ from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
 from kubegate.operator.leader import LeaderElector, candidate_identity
 from kubegate.operator.liveness import liveness_endpoint, serve_while_waiting
+from kubegate.operator.oidcprovider import ProviderReconciler
+from kubegate.operator.oidcprovider import Reconciled as ProviderReconciled
+from kubegate.operator.oidcprovider_watch import SecretChanged, next_sleep, secret_watch
 from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
 from kubegate.operator.statictoken import Reconciled, TokenReconciler
 from kubegate.operator.status import Retry
 from kubegate.operator.token_plan import clamp_sleep
 from kubegate.resources.duration import parse_duration
+from kubegate.resources.oidcprovider import OIDCProvider
 from kubegate.resources.statictoken import StaticToken
 from kubegate.settings import OperatorSettings
 from kubegate.validation_config.registry import Key, Registry
+from kubegate.verify.oidc.provider_http import ProviderHttp
 
 log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = StaticToken.group, StaticToken.version, StaticToken.plural
+PROVIDERS = (OIDCProvider.group, OIDCProvider.version, OIDCProvider.plural)
 # A daemon starts with its StaticToken. When no handler has reconciled the token this long after, the daemon
 # does: kopf skips the handlers while its finalizer patch fails a version check (a lost reply, a hand-over
 # in a burst) and tries again only on the object's next event, which may never come.
@@ -46,6 +53,15 @@ KOPF_RETRY_EVERY = 0.5
 
 def _backoff(retry: int) -> float:
     return float(min(5.0 * 2**retry, STALLED_BACKOFF_CAP))
+
+
+@dataclass
+class _ProviderLoop:
+    """What an OIDCProvider's daemon is told between its rounds."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    reconcile: bool = False
+    """Reconcile when woken (the client Secret changed), rather than only work out the next moment again."""
 
 
 class Operator:
@@ -75,6 +91,12 @@ class Operator:
         self._key_keeper: asyncio.Task[None] | None = None
         self._wakeups: dict[Key, asyncio.Event] = {}
         self._results: dict[Key, Reconciled] = {}
+        events = EventPoster(client)
+        self.provider_http = ProviderHttp(timeout=settings.provider_timeout, user_agent="kubegate-operator")
+        self.providers = ProviderReconciler(client=client, http=self.provider_http, settings=settings, events=events)
+        self._provider_loops: dict[str, _ProviderLoop] = {}
+        self._provider_results: dict[str, ProviderReconciled] = {}
+        self._provider_failures: dict[str, int] = {}
 
     @property
     def watched_namespaces(self) -> list[str]:
@@ -159,6 +181,108 @@ class Operator:
         if event is not None:
             event.set()
 
+    # --- OIDCProvider handlers -----------------------------------------------------------------------
+
+    async def on_provider_change(self, *, name: str, **_: Any) -> None:
+        """Created, changed (spec, or a new kubegate.dev/refresh annotation), or found at start: read the issuer."""
+        await self._reconcile_provider(name)
+        self._wake_provider(name, reconcile=False)
+
+    async def on_provider_delete(self, *, name: str, **_: Any) -> None:
+        self._provider_results.pop(name, None)
+        self._provider_failures.pop(name, None)
+        try:
+            await self.providers.forget(name)
+        except Retry as exc:
+            raise kopf.TemporaryError(f"will retry: {exc}", delay=5) from exc
+        # Another provider may have waited for this one's issuer.
+        self._wake_duplicates()
+
+    async def provider_daemon(self, *, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        """One per OIDCProvider: reads the issuer again on schedule (after a failure, with a backoff), and at
+        once when the client Secret its spec names appears, changes or goes."""
+        loop = self._provider_loops.setdefault(name, _ProviderLoop())
+        refresh = parse_duration(self.settings.provider_refresh_interval)
+        watching: tuple[tuple[str, str], asyncio.Task[None]] | None = None
+        delay = FIRST_RECONCILE_GRACE
+        try:
+            while not stopped:
+                watching = self._follow_client_secret(name, watching)
+                if name in self._provider_results:
+                    delay = next_sleep(
+                        self._provider_results[name],
+                        failures=self._provider_failures.get(name, 0),
+                        refresh_interval=refresh,
+                        now=datetime.now(UTC),
+                    )
+                loop.wake.clear()
+                await _first(stopped.wait(), loop.wake.wait(), timeout=delay)
+                if stopped:
+                    break
+                if loop.wake.is_set() and not loop.reconcile:
+                    continue  # a handler reconciled: only the next moment changes
+                loop.reconcile = False
+                try:
+                    await self._reconcile_provider(name)
+                except kopf.TemporaryError as exc:
+                    delay = exc.delay or FIRST_RECONCILE_GRACE
+                    self._provider_results.pop(name, None)
+        finally:
+            if watching is not None:
+                watching[1].cancel()
+                await asyncio.gather(watching[1], return_exceptions=True)
+            self._provider_loops.pop(name, None)
+
+    def _follow_client_secret(
+        self, name: str, watching: tuple[tuple[str, str], asyncio.Task[None]] | None
+    ) -> tuple[tuple[str, str], asyncio.Task[None]] | None:
+        """Watch the client Secret the last reconcile read; a new reference replaces the watch."""
+        result = self._provider_results.get(name)
+        if result is None:
+            return watching
+        ref = result.secret_ref
+        if watching is not None and watching[0] == ref:
+            return watching
+        if watching is not None:
+            watching[1].cancel()
+        if ref is None:
+            return None
+
+        def version() -> str | None:
+            current = self._provider_results.get(name)
+            return current.secret_version if current is not None else None
+
+        sink = SecretChanged(wake=lambda: self._wake_provider(name, reconcile=True), reconciled_version=version)
+        reflector = secret_watch(self.client, name, ref, sink)
+        return ref, asyncio.create_task(reflector.run(), name=f"client Secret of {name}")
+
+    async def _reconcile_provider(self, name: str) -> None:
+        try:
+            result = await self.providers.reconcile(name)
+        except Retry as exc:
+            failures = self._provider_failures.get(name, 0) + 1
+            self._provider_failures[name] = failures
+            raise kopf.TemporaryError(f"will retry: {exc}", delay=_backoff(failures - 1)) from exc
+        if result is None:
+            return
+        self._provider_results[name] = result
+        ready = result.outcome.kind == "ready"
+        self._provider_failures[name] = 0 if ready else self._provider_failures.get(name, 0) + 1
+        if result.outcome.reason != "DuplicateIssuer":
+            self._wake_duplicates(besides=name)
+
+    def _wake_provider(self, name: str, *, reconcile: bool) -> None:
+        loop = self._provider_loops.get(name)
+        if loop is not None:
+            loop.reconcile = loop.reconcile or reconcile
+            loop.wake.set()
+
+    def _wake_duplicates(self, besides: str | None = None) -> None:
+        """Reconcile the providers stalled for a duplicate issuer: the one they deferred to may have changed."""
+        for other, result in self._provider_results.items():
+            if other != besides and result.outcome.reason == "DuplicateIssuer":
+                self._wake_provider(other, reconcile=True)
+
     # --- start-up -----------------------------------------------------------------------------------
 
     async def startup(self, settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -194,6 +318,7 @@ class Operator:
             self._key_keeper.cancel()
             await asyncio.gather(self._key_keeper, return_exceptions=True)
         await self.writer.stop()
+        await self.provider_http.close()
 
     def registry_for_kopf(self) -> kopf.OperatorRegistry:
         registry = kopf.OperatorRegistry()
@@ -206,7 +331,12 @@ class Operator:
                 decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(self.on_change)
             kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="forget")(self.on_delete)
             kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="clock", cancellation_timeout=5.0)(self.clock)
-        # No handler for Secrets, ever: kopf would log their data and copy it into an annotation.
+        for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            decorator(*PROVIDERS, registry=registry, id="reconcile-provider")(self.on_provider_change)
+        kopf.on.delete(*PROVIDERS, registry=registry, id="withdraw-provider")(self.on_provider_delete)
+        kopf.daemon(*PROVIDERS, registry=registry, id="refresh", cancellation_timeout=5.0)(self.provider_daemon)
+        # No handler for Secrets, ever: kopf would log their data and copy it into an annotation. A provider's
+        # client Secret is watched by its daemon instead.
         return registry
 
 

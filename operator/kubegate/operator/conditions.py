@@ -2,7 +2,8 @@
 
 kstatus reads `Stalled` as an abnormal-true condition: it is present only while it holds, so a healthy
 resource carries `Ready=True` alone. A reconciliation finishes within one handler call, so `Reconciling`,
-the other abnormal-true condition, is never written.
+the other abnormal-true condition, is never written. A transient failure (an OIDC provider that cannot be
+reached) gives Ready=False without Stalled, which kstatus reads as still in progress.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from typing import Any, Literal
 
 from kubegate.contracts.timestamps import format_time
 
-Kind = Literal["ready", "stalled", "expired"]
+Kind = Literal["ready", "stalled", "expired", "retrying"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Detail:
+    """A condition of the kind's own beside Ready and Stalled (for example OIDCProvider's KeysPublished)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,15 +34,23 @@ class Outcome:
     kind: Kind
     reason: str
     message: str
+    details: tuple[Detail, ...] = ()
+    """Conditions written after Ready (and Stalled); a type not listed here is removed."""
 
 
-def ready(message: str, reason: str = "TokenReady") -> Outcome:
-    return Outcome(kind="ready", reason=reason, message=message)
+def ready(message: str, reason: str = "TokenReady", details: tuple[Detail, ...] = ()) -> Outcome:
+    return Outcome(kind="ready", reason=reason, message=message, details=details)
 
 
-def stalled(reason: str, message: str) -> Outcome:
+def stalled(reason: str, message: str, details: tuple[Detail, ...] = ()) -> Outcome:
     """Bad input: nothing will change until someone fixes the resource or what it points to."""
-    return Outcome(kind="stalled", reason=reason, message=message)
+    return Outcome(kind="stalled", reason=reason, message=message, details=details)
+
+
+def retrying(reason: str, message: str, details: tuple[Detail, ...] = ()) -> Outcome:
+    """A transient failure (a remote service cannot be reached): not ready, but not stalled either, since it
+    may pass by itself; the reconciler tries again with a backoff."""
+    return Outcome(kind="retrying", reason=reason, message=message, details=details)
 
 
 def expired(message: str) -> Outcome:
@@ -44,7 +63,7 @@ def _condition(
     type_: str,
     status: str,
     *,
-    outcome: Outcome,
+    outcome: Outcome | Detail,
     generation: int,
     now: datetime,
     previous: dict[str, Any] | None,
@@ -75,4 +94,7 @@ def conditions_for(
         wanted.append(("Stalled", "True"))
     return [
         _condition(t, s, outcome=outcome, generation=generation, now=now, previous=by_type.get(t)) for t, s in wanted
+    ] + [
+        _condition(d.type, d.status, outcome=d, generation=generation, now=now, previous=by_type.get(d.type))
+        for d in outcome.details
     ]

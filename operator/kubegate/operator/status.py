@@ -1,6 +1,6 @@
 """Writes what a reconciler concluded about a kubegate resource, where users and tools read it: the status
-(kstatus conditions, observedGeneration, the kind's own fields) and, when the resource turns stalled or
-expired, a Warning Event. Works for any reconciled kind (StaticToken, OIDCProvider).
+(kstatus conditions, observedGeneration, the kind's own fields) and, when the resource turns stalled,
+expired or failing, a Warning Event. Works for any reconciled kind (StaticToken, OIDCProvider).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class StatusWriter:
 
     def __init__(self, *, kind: type[ResourceKind], client: KubeApi, events: EventPoster) -> None:
         """`kind`: the resource class whose objects' status this writes.
-        `events`: posts the Warning Event of a change to stalled or expired."""
+        `events`: posts the Warning Event of a change to stalled, expired or retrying."""
         self._kind = kind
         self._client = client
         self._events = events
@@ -49,7 +49,7 @@ class StatusWriter:
         }
         if all(status.get(k) == v for k, v in new.items()):
             return
-        if outcome.kind in ("stalled", "expired") and (previous_ready or {}).get("reason") != outcome.reason:
+        if outcome.kind != "ready" and (previous_ready or {}).get("reason") != outcome.reason:
             await self._events.post(body, type_="Warning", reason=outcome.reason, message=outcome.message)
         path = self._kind.path(namespace=meta.get("namespace"), name=meta["name"], subresource="status")
         try:

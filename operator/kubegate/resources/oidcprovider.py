@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictInt
@@ -39,6 +39,11 @@ HttpsURL = Annotated[
     AfterValidator(_https_url),
 ]
 ShortText = Annotated[str, Field(min_length=1, max_length=256)]
+
+SigningAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+"""Asymmetric JWS algorithms (RFC 7518, RFC 8037). Never `none`, never HMAC: an HMAC key would be the
+provider's public key, which anyone holds (RFC 8725, section 2.1)."""
+SIGNING_ALGORITHMS: tuple[str, ...] = get_args(SigningAlgorithm)
 
 
 class ClientSecretRef(Model):
@@ -129,6 +134,10 @@ class OIDCProviderSpec(Model):
     """Use PKCE (RFC 7636) in the login flow."""
     audiences: Annotated[list[ShortText], Field(max_length=64, json_schema_extra=list_set())] | None = None
     """Accept only tokens whose `aud` holds one of these; unset: any audience."""
+    algorithms: (
+        Annotated[list[SigningAlgorithm], Field(min_length=1, max_length=10, json_schema_extra=list_set())] | None
+    ) = None
+    """Signature algorithms to accept; unset: the asymmetric ones the discovery document lists (else RS256)."""
     claims: ClaimMapping = ClaimMapping()
     """How claims become username and groups."""
     email_matches: (

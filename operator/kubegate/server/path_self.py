@@ -91,6 +91,9 @@ class SelfService(TokenPaths):
         """A client token cannot be re-signed with an earlier expiry: it is revoked, now and only now."""
         if self._revoker is None:
             raise invalid(f"this server cannot expire a {authentication.method} authentication")
+        if authentication.identity.claims.get("iss") != self._settings.issuer_url:
+            # An OIDC provider's own access token: kubegate did not sign it and cannot shorten it.
+            raise invalid("an OIDC provider's access token cannot be expired here: revoke it at the provider")
         if body.expires_at is not None and body.expires_at > datetime.now(UTC):
             raise field_error("expiresAt", "a client token can only be expired now: leave expiresAt out")
         expires_at = authentication.expires_at

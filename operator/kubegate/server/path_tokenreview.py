@@ -24,6 +24,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from kubegate.settings import RESERVED_PREFIX, ServerSettings
 from kubegate.verify import UNAUTHENTICATED_MESSAGE, Authentication, Unauthenticated, VerifierUnavailable
+from kubegate.verify.errors import RequirementFailed
 from kubegate.web.authenticate import Authenticator
 from kubegate.web.bodies import json_body
 from kubegate.web.errors import not_ready, unavailable
@@ -91,6 +92,9 @@ class TokenReviewWebhook:
             authentication = await authenticator.verify_credential(spec.get("token", ""), surface="tokenreview")
         except Unauthenticated:
             return _answer(api_version, _UNAUTHENTICATED)
+        except RequirementFailed as exc:
+            # Authenticated, but refused by its provider's requirements: kube-apiserver shows the reason.
+            return _answer(api_version, _encode({"authenticated": False, "error": exc.message}))
         except VerifierUnavailable as exc:
             # Not "not authenticated": that answer would be cached; kube-apiserver retries a 503.
             raise unavailable(f"cannot verify the token now: {exc}") from None

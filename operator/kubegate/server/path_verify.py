@@ -7,8 +7,8 @@
   sets requirements there.
 
 Any HTTP method is accepted (proxies forward the client's). 200 carries the identity in headers
-(`X-Auth-Request-User`, `X-Auth-Request-Groups` comma-separated, as oauth2-proxy names them, plus
-`X-Kubegate-Token-Id` and `X-Kubegate-Method`); 401
+(`X-Auth-Request-User`, `X-Auth-Request-Groups` comma-separated, as oauth2-proxy names them, and
+`X-Auth-Request-Email` for an OIDC token with an email, plus `X-Kubegate-Token-Id` and `X-Kubegate-Method`); 401
 carries `WWW-Authenticate: Bearer`; 403 names the missing groups.
 """
 
@@ -30,12 +30,14 @@ USER_HEADER = "X-Auth-Request-User"
 GROUPS_HEADER = "X-Auth-Request-Groups"
 KUBEGATE_ID_HEADER = "X-Kubegate-Token-Id"
 KUBEGATE_METHOD_HEADER = "X-Kubegate-Method"
+EMAIL_HEADER = "X-Auth-Request-Email"
+EMAIL_METADATA = "io.kubegate.auth.oidc.email"
 
 
 def identity_headers(authentication: Authentication) -> CIMultiDict[str]:
     """The headers a 200 carries for `authentication`. Pure."""
     identity = authentication.identity
-    return CIMultiDict(
+    headers = CIMultiDict(
         {
             USER_HEADER: identity.username,
             GROUPS_HEADER: ",".join(identity.groups),
@@ -43,6 +45,10 @@ def identity_headers(authentication: Authentication) -> CIMultiDict[str]:
             KUBEGATE_METHOD_HEADER: authentication.method.value,
         }
     )
+    email = authentication.metadata.get(EMAIL_METADATA)
+    if email:
+        headers[EMAIL_HEADER] = email
+    return headers
 
 
 class ForwardAuth:

@@ -66,7 +66,7 @@ class ProviderConfig(_Frozen):
     introspection_endpoint: str | None = None
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
-    algorithms: tuple[str, ...]
+    algorithms: tuple[str, ...] = ("RS256",)
     """Signature algorithms accepted (asymmetric only; never `none`, never HMAC)."""
     audiences: tuple[str, ...] | None = None
     """A token's `aud` must hold one of these; None: any audience."""

@@ -53,9 +53,10 @@ class OidcVerifier(Protocol):
 class OpaqueTokenVerifier(Protocol):
     """Verifies credentials that are neither JWTs nor known static tokens (OIDC token introspection)."""
 
-    async def verify(self, token: str) -> Authentication:
+    async def verify(self, token: str, *, provider_hint: str | None = None) -> Authentication:
         """Raise Unauthenticated when no provider vouches for `token`, VerifierUnavailable when one cannot be
-        asked now."""
+        asked now. `provider_hint` (a provider's name or issuer, from the request) narrows the providers
+        asked to that one."""
         ...
 
 
@@ -90,17 +91,20 @@ class Verifier:
         self._client_issuer = client_tokens.issuer if client_tokens is not None else None
         self._oidc_issuers = oidc.issuers if oidc is not None else _NO_ISSUERS
 
-    async def verify(self, credential: str) -> Authentication:
-        """The authentication a credential stands for; raises Unauthenticated when it stands for none.
+    async def verify(self, credential: str, *, provider_hint: str | None = None) -> Authentication:
+        """The authentication a credential stands for; raises Unauthenticated when it stands for none,
+        RequirementFailed when its holder misses a requirement of its provider, VerifierUnavailable when a
+        source needed to decide cannot be reached.
 
         `credential` comes from `credentials.credential_from`, which already refused malformed input.
+        `provider_hint` names the OIDC provider an opaque token comes from (its name or issuer).
         """
         classified = classify(credential, client_issuer=self._client_issuer, oidc_issuers=self._oidc_issuers)
         if classified.kind is Kind.STATIC:
             authentication = self.verify_static(credential)
             if authentication is None:
                 assert self._opaque is not None
-                return await self._opaque.verify(credential)
+                return await self._opaque.verify(credential, provider_hint=provider_hint)
             return authentication
         if classified.kind is Kind.CLIENT and self._client_tokens is not None:
             return await self._client_tokens.verify(credential)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 Reason = Literal["missing", "malformed", "unknown", "expired", "untrusted_issuer", "unsupported", "forbidden_name"]
 
@@ -26,3 +26,17 @@ class Unauthenticated(Exception):  # noqa: N818 - names the outcome, as the HTTP
 
 class VerifierUnavailable(Exception):  # noqa: N818
     """A dependency needed to decide (an OIDC provider, the Kubernetes API) cannot be reached: retry later."""
+
+
+class RequirementFailed(Exception):  # noqa: N818 - names the outcome, as Unauthenticated does
+    """The credential is valid, but its holder does not meet a requirement of its provider (a claim, an
+    entitlement, an email pattern): a 403 that names the requirement, never a 401.
+
+    `message` says what was required and what was missing; `detail` is the requirement as data (claim,
+    values, match), for the error's details and TokenReview's `status.error`.
+    """
+
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail

@@ -12,9 +12,15 @@ from typing import Protocol
 
 from kubegate.verify import COOKIE_NAME, Authentication, Unauthenticated, Verifier, VerifierUnavailable, credential_from
 from kubegate.verify.credentials import check_credential
+from kubegate.verify.errors import RequirementFailed
 from kubegate.verify.requirements import Requirement
 from kubegate.web.errors import forbidden, not_ready, unauthenticated, unavailable
 from kubegate.web.request import Request
+
+PROVIDER_HINT_HEADER = "X-Kubegate-OIDC-Provider"
+"""Names the OIDC provider (its name or issuer URL) an opaque access token comes from, as FLAAT's OP hint:
+only that provider is asked. Also accepted as the query parameter `oidc_provider`."""
+PROVIDER_HINT_QUERY = "oidc_provider"
 
 
 class VerificationObserver(Protocol):
@@ -47,15 +53,20 @@ class Authenticator:
         try:
             authentication = self._verified_now(credential, surface)
             if authentication is None:
-                authentication = await self._verified_later(credential, surface)
+                authentication = await self._verified_later(credential, surface, provider_hint(request))
         except Unauthenticated:
             raise unauthenticated() from None
+        except RequirementFailed as exc:
+            raise forbidden(exc.message, requirement=exc.detail) from None
         except VerifierUnavailable as exc:
             raise unavailable(f"cannot verify the credential now: {exc}") from None
         return authentication
 
-    async def verify_credential(self, credential: str, *, surface: str) -> Authentication:
-        """Verify and count a credential received in a body; raises Unauthenticated, VerifierUnavailable."""
+    async def verify_credential(
+        self, credential: str, *, surface: str, provider_hint: str | None = None
+    ) -> Authentication:
+        """Verify and count a credential received in a body; raises Unauthenticated, RequirementFailed,
+        VerifierUnavailable."""
         try:
             checked = check_credential(credential)
         except Unauthenticated as exc:
@@ -63,7 +74,7 @@ class Authenticator:
             raise
         authentication = self._verified_now(checked, surface)
         if authentication is None:
-            authentication = await self._verified_later(checked, surface)
+            authentication = await self._verified_later(checked, surface, provider_hint)
         return authentication
 
     def _verified_now(self, credential: str, surface: str) -> Authentication | None:
@@ -79,19 +90,29 @@ class Authenticator:
             self._observe(surface, "ok", time.perf_counter() - started)
         return authentication
 
-    async def _verified_later(self, credential: str, surface: str) -> Authentication:
-        """Verify a well-formed credential that may need waiting (a JWT) and count the result with its latency."""
+    async def _verified_later(self, credential: str, surface: str, hint: str | None) -> Authentication:
+        """Verify a well-formed credential that may need waiting (a JWT, an opaque OIDC token) and count the
+        result with its latency."""
         started = time.perf_counter()
         try:
-            authentication = await self.verifier.verify(credential)
+            authentication = await self.verifier.verify(credential, provider_hint=hint)
         except Unauthenticated as exc:
             self._observe(surface, exc.reason, time.perf_counter() - started)
+            raise
+        except RequirementFailed:
+            self._observe(surface, "forbidden", time.perf_counter() - started)
             raise
         except VerifierUnavailable:
             self._observe(surface, "unavailable", time.perf_counter() - started)
             raise
         self._observe(surface, "ok", time.perf_counter() - started)
         return authentication
+
+
+def provider_hint(request: Request) -> str | None:
+    """The OIDC provider hint of a request: the header, else the query parameter; None without either."""
+    hint = request.headers.get(PROVIDER_HINT_HEADER) or request.query.get(PROVIDER_HINT_QUERY)
+    return hint or None
 
 
 def _cookie(request: Request) -> str | None:
