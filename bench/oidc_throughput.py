@@ -16,18 +16,19 @@ SSL_CERT_FILE). Every token is minted before the timed part: per user one passwo
 grants (a password grant costs Dex 60-80 ms of bcrypt; a refresh grant does not).
 
 1. New tokens: every request carries an access token the server has not seen (kubegate has Dex's keys
-   already). Alone: each server loaded by itself, with Dex's requests counted before and after (kubegate's
-   target: 0 per request; FLAAT fetches the JWKS and calls userinfo for each). Pairs: kubegate and FLAAT
-   loaded at once, each pair with tokens new to both; the ratio of their requests/s (target >= 30). Each
-   run sends each of its tokens once and stops when they run out, so a run may end before its time; the
-   table says when it did (requests/s stay right, over the time the run took).
+   already). Alone: each server loaded by itself; then 100 more new tokens, sent one at a time, count the
+   calls Dex served per token (kubegate's target: 0; FLAAT fetches the JWKS and calls userinfo for each, and
+   Dex's CPU for those is shown too). Pairs: kubegate and FLAAT loaded at once, each pair with tokens new to
+   both; the ratio of their requests/s (target >= 30). Each run sends each of its tokens once and stops
+   when they run out, so a run may end before its time; the table says when it did (requests/s stay right,
+   over the time the run took).
 2. Seen tokens: the same --seen-tokens Dex tokens over and over against one kubegate server, and as many
    StaticTokens against the other, at once (they swap each pair); JWT over static requests/s (target >= 0.8).
 3. Opaque tokens: Dex's access tokens are always JWTs, so the only opaque strings it introspects as active are
-   its refresh tokens (`token_use: refresh_token`, and `exp` equal to `iat`). Measured on one kubegate
-   server alone, each set repeated for --seconds: --opaque-tokens random strings (Dex: inactive) and one
-   refresh token per user (Dex: active), with Dex's /token/introspect calls per 10,000 requests and what
-   kubegate answered.
+   its refresh tokens (`token_use: refresh_token`; the harness gives them a 24 h lifetime, without which
+   Dex says `exp` = `iat`). Measured on one kubegate server alone, each set repeated for --seconds:
+   --opaque-tokens random strings (Dex: inactive) and one refresh token per user (Dex: active), with Dex's
+   /token/introspect calls per 10,000 requests and what kubegate answered.
 
 With --flaat-only no control plane and no kubegate start: FLAAT alone with new tokens, and the token minting.
 """
@@ -250,7 +251,7 @@ def wait_accepted(urls: Sequence[str], token: str, *, timeout: float) -> str | N
             pending.pop(0)
             continue
         if time.monotonic() >= deadline:
-            return f"{pending[0]}{VERIFY} answered {status}: {body[:300]}"
+            return f"{pending[0]}{VERIFY} answered {status}: {body[:600]}"
         time.sleep(0.5)
     return None
 
