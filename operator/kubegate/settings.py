@@ -216,6 +216,8 @@ class ServerSettings(BaseModel):
     """Longest time a verified OIDC access token (JWT or opaque) is remembered; never past its expiry. 0: no cache."""
     oidc_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
     """Most OIDC access tokens remembered (by SHA-256) at once."""
+    oidc_accept_refresh_tokens: bool = False
+    """Accept an opaque token that introspection calls a refresh token (token_use refresh_token): only for a provider such as Dex whose sole opaque tokens are refresh tokens; off, a leaked refresh token is no bearer credential."""  # noqa: E501
     oidc_provider_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Seconds the server waits for an OIDC provider (JWKS, introspection, userinfo) before answering 503."""
     oidc_provider_max_concurrent: Annotated[int, Field(ge=1, le=10_000)] = 16

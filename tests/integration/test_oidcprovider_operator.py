@@ -178,7 +178,10 @@ def test_refresh_restart_and_outage(env: Env, dex_fresh: DexServer) -> None:
     assert sorted(k["kid"] for k in config.jwks["keys"]) == new_kids
 
 
-def test_wrong_issuer_url_stalls_with_issuer_mismatch(env: Env, dex: DexServer) -> None:
+def test_wrong_issuer_url_stalls_with_issuer_mismatch(env: Env, dex_fresh: DexServer) -> None:
+    # A Dex of its own: a provider another test left for the shared Dex's issuer would make this one a
+    # DuplicateIssuer.
+    dex = dex_fresh
     name = _name("dex-slash")
     # The same discovery document is served below the URL with a trailing slash, but tokens carry the issuer
     # without it: the provider must not be trusted under that name.

@@ -123,7 +123,7 @@ class Clock:
         return self.now
 
 
-class Providers:
+class FakeProviders:
     """Published providers by issuer, replaced whole as the state watcher does."""
 
     def __init__(self, *configs: ProviderConfig) -> None:

@@ -21,8 +21,8 @@ from jwt_provider_fakes import (
     JWKS_URI,
     T0,
     Clock,
+    FakeProviders,
     JwksEndpoint,
-    Providers,
     SigningKey,
     b64url,
     claims,
@@ -52,7 +52,7 @@ class World:
     def __init__(self, *configs: ProviderConfig, cache_size: int = 100, cache_seconds: float = 300.0) -> None:
         self.clock = Clock()
         self.endpoint = JwksEndpoint(documents={JWKS_URI: jwks(RSA, EC)})
-        self.providers = Providers(*(configs or (provider(RSA, EC),)))
+        self.providers = FakeProviders(*(configs or (provider(RSA, EC),)))
         self.keys = ProviderKeyCache(http=self.endpoint, refetch_cooldown=30.0, clock=self.clock)
         self.verifier = OidcAccessTokenVerifier(
             providers=self.providers,

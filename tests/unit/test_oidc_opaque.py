@@ -125,11 +125,16 @@ class Clock:
 
 
 def setup(
-    *providers: ProviderConfig, cache_seconds: float = 300, cache_size: int = 100
+    *providers: ProviderConfig, cache_seconds: float = 300, cache_size: int = 100, accept_refresh_tokens: bool = False
 ) -> tuple[OpaqueOidcVerifier, FakeHttp, Directory, Clock]:
     http, directory, clock = FakeHttp(), Directory(*providers), Clock()
     verifier = OpaqueOidcVerifier(
-        providers=directory, http=http, cache_seconds=cache_seconds, cache_size=cache_size, clock=clock
+        providers=directory,
+        http=http,
+        cache_seconds=cache_seconds,
+        cache_size=cache_size,
+        accept_refresh_tokens=accept_refresh_tokens,
+        clock=clock,
     )
     return verifier, http, directory, clock
 
@@ -256,6 +261,68 @@ async def test_requirements_of_the_provider_give_a_403_naming_them() -> None:
     with pytest.raises(RequirementFailed):
         await verifier.verify("another-token")
     assert len(http.calls) == 3
+
+
+def dex_refresh_token_answer(token: str) -> dict[str, Any]:
+    """What Dex v2.45 answers for a refresh token (its access tokens are JWTs and never come here)."""
+    return {
+        "active": True,
+        "client_id": "kubegate",
+        "iat": NOW - 60,
+        "nbf": NOW - 60,
+        "exp": NOW + 86_400,
+        "sub": "CgVhbGljZRIFbG9jYWw",
+        "username": "alice",
+        "aud": "kubegate",
+        "iss": "https://dex.example",
+        "ext": {
+            "email": "alice@example.org",
+            "email_verified": True,
+            "groups": ["ops", "urn:geant:example.org:group:physics#sso.example.org"],
+            "name": "Alice",
+            "preferred_username": "alice",
+        },
+        "token_type": "Bearer",
+        "token_use": "refresh_token",
+    }
+
+
+async def test_a_refresh_token_is_no_bearer_credential_unless_allowed() -> None:
+    verifier, http, _, _ = setup(provider("dex", audiences=("kubegate",)))
+    http.answers["https://dex.example/introspect"] = dex_refresh_token_answer
+    await refused(verifier)
+    allowing, http, _, _ = setup(provider("dex", audiences=("kubegate",)), accept_refresh_tokens=True)
+    http.answers["https://dex.example/introspect"] = dex_refresh_token_answer
+    authentication = await allowing.verify(TOKEN)
+    assert authentication.identity.username == "CgVhbGljZRIFbG9jYWw"
+
+
+async def test_the_claims_dex_puts_in_ext_count_but_cannot_replace_what_the_answer_states() -> None:
+    rule = RequirementRule(
+        claim="groups",
+        values=("urn:geant:example.org:group:physics#sso.example.org",),
+        match="one",
+        entitlements=True,
+    )
+    verifier, http, _, _ = setup(provider("dex", requirements=(rule,)), accept_refresh_tokens=True)
+
+    def answer(token: str) -> dict[str, Any]:
+        stated = dex_refresh_token_answer(token)
+        stated["ext"] |= {"sub": "mallory", "exp": NOW + 10**9, "iss": "https://evil.example", "active": True}
+        return stated
+
+    http.answers["https://dex.example/introspect"] = answer
+    authentication = await verifier.verify(TOKEN)
+    assert authentication.identity.username == "CgVhbGljZRIFbG9jYWw"
+    assert authentication.identity.groups == ("ops", "urn:geant:example.org:group:physics#sso.example.org")
+    assert authentication.metadata["io.kubegate.auth.oidc.email"] == "alice@example.org"
+    assert authentication.metadata["io.kubegate.auth.oidc.name"] == "Alice"
+    assert authentication.identity.claims["iss"] == "https://dex.example"
+    assert authentication.expires_at == datetime.fromtimestamp(NOW + 86_400, UTC)
+    assert "ext" not in authentication.identity.claims
+    # Without the top-level member, ext cannot supply it either.
+    http.answers["https://dex.example/introspect"] = lambda token: {"active": True, "ext": {"sub": "mallory"}}
+    await refused(verifier, "another-token")
 
 
 # Userinfo
@@ -599,8 +666,10 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=10,
 )
-claim_names = st.sampled_from(["active", "sub", "exp", "iss", "aud", "client_id", "token_use", "groups", "email"])
-answers = st.dictionaries(claim_names | st.text(max_size=5), json_values, max_size=8)
+claim_names = st.sampled_from(
+    ["active", "sub", "exp", "iss", "aud", "client_id", "token_use", "groups", "email", "name", "iat", "ext"]
+)
+answers = st.dictionaries(claim_names | st.text(max_size=5), json_values | st.dictionaries(claim_names, json_values))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -610,19 +679,23 @@ answers = st.dictionaries(claim_names | st.text(max_size=5), json_values, max_si
     answer=answers,
     userinfo=answers,
     audiences=st.none() | st.just(("kubegate",)),
+    refresh=st.booleans(),
 )
-def test_garbage_never_raises_anything_but_401_or_503(
-    token: str, hint: str | None, answer: dict[str, Any], userinfo: dict[str, Any], audiences: Any
+def test_garbage_never_raises_anything_but_401(
+    *, token: str, hint: str | None, answer: dict[str, Any], userinfo: dict[str, Any], audiences: Any, refresh: bool
 ) -> None:
     async def scenario() -> Authentication | None:
-        verifier, http, _, _ = setup(provider("dex", audiences=audiences), provider("corp", "userinfo"))
+        verifier, http, _, _ = setup(
+            provider("dex", audiences=audiences), provider("corp", "userinfo"), accept_refresh_tokens=refresh
+        )
         http.answers["https://dex.example/introspect"] = lambda t: answer
         http.answers["https://corp.example/userinfo"] = lambda t: userinfo
         try:
             return await verifier.verify(token, provider_hint=hint)
-        except (Unauthenticated, VerifierUnavailable):
+        except Unauthenticated:
             return None
 
+    # Providers that answer (whatever they say) never make a 503: that is kept for providers that cannot.
     authentication = asyncio.run(scenario())
     if authentication is not None:
         assert answer.get("active") is True or isinstance(userinfo.get("sub"), str)

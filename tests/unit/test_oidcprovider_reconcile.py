@@ -18,10 +18,11 @@ from fake_kube import FakeKube
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from kubegate.contracts.api_paths import path_for
+from kubegate.kube import WatchEvent
 from kubegate.operator import oidcprovider_plan as plan
 from kubegate.operator.events import EventPoster
-from kubegate.operator.oidcprovider import ProviderReconciler, Reconciled
-from kubegate.operator.oidcprovider_watch import next_sleep
+from kubegate.operator.oidcprovider import ProviderReconciled, ProviderReconciler
+from kubegate.operator.oidcprovider_watch import SecretChanged, next_sleep
 from kubegate.resources.oidcprovider import OIDCProvider
 from kubegate.settings import OperatorSettings
 from kubegate.validation_config.providers import DATA_KEY, ProviderConfig, decode, secret_name
@@ -121,7 +122,7 @@ class World:
             },
         )
 
-    async def reconcile(self, name: str = "idp") -> Reconciled:
+    async def reconcile(self, name: str = "idp") -> ProviderReconciled:
         result = await self.reconciler.reconcile(name)
         assert result is not None
         return result
@@ -438,3 +439,19 @@ async def test_the_daemon_sleeps_a_refresh_interval_when_ready_and_backs_off_oth
     assert next_sleep(failing, failures=1, refresh_interval=hour, now=world.now) == pytest.approx(5)
     assert next_sleep(failing, failures=3, refresh_interval=hour, now=world.now) == pytest.approx(10)  # keys go
     assert next_sleep(None, failures=10, refresh_interval=hour, now=world.now) == 300
+
+
+async def test_the_client_secret_watch_wakes_only_for_a_secret_other_than_the_one_reconciled() -> None:
+    woken: list[bool] = []
+    reconciled: list[str | None] = [None]
+    sink = SecretChanged(wake=lambda: woken.append(True), reconciled_version=lambda: reconciled[0])
+    await sink.replace([])  # missing, as when last reconciled: nothing new
+    assert woken == []
+    secret = {"metadata": {"name": "idp", "resourceVersion": "7"}, "data": {"clientSecret": "eA=="}}
+    await sink.replace([secret])  # created while nobody watched
+    assert woken == [True]
+    reconciled[0] = "7"
+    await sink.replace([secret])
+    assert woken == [True]
+    sink.apply(WatchEvent("DELETED", secret))
+    assert woken == [True, True]

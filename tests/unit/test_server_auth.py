@@ -91,6 +91,9 @@ class UnreachableProvider:
     def issuers(self) -> Container[str]:
         return {"https://dex.example.com"}
 
+    def seen(self, token: str) -> Authentication | None:
+        return None
+
     async def verify(self, token: str, *, issuer: str | None) -> Authentication:
         raise VerifierUnavailable("https://dex.example.com does not answer")
 

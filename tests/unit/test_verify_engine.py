@@ -86,6 +86,9 @@ class RecordingOidc:
     def issuers(self) -> Container[str]:
         return {"https://dex.example.com"}
 
+    def seen(self, token: str) -> Authentication | None:
+        return None
+
     async def verify(self, token: str, *, issuer: str | None) -> Authentication:
         self.calls.append((token, issuer))
         return authentication(username="someone", method=Method.OIDC)

@@ -21,8 +21,7 @@ from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
 from kubegate.operator.leader import LeaderElector, candidate_identity
 from kubegate.operator.liveness import liveness_endpoint, serve_while_waiting
-from kubegate.operator.oidcprovider import ProviderReconciler
-from kubegate.operator.oidcprovider import Reconciled as ProviderReconciled
+from kubegate.operator.oidcprovider import ProviderReconciled, ProviderReconciler
 from kubegate.operator.oidcprovider_watch import SecretChanged, next_sleep, secret_watch
 from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
 from kubegate.operator.statictoken import Reconciled, TokenReconciler

@@ -47,7 +47,7 @@ class Fetcher(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Reconciled:
+class ProviderReconciled:
     outcome: Outcome
     issuer: str | None
     """spec.issuerURL as reconciled (None when the spec is invalid)."""
@@ -59,7 +59,7 @@ class Reconciled:
     """When the last good keys, kept while the issuer cannot be read, are withdrawn."""
 
 
-class _Stalled(Exception):  # noqa: N818 - internal control flow
+class _InvalidSpec(Exception):  # noqa: N818 - internal control flow
     def __init__(self, problem: plan.Problem) -> None:
         super().__init__(problem.message)
         self.problem = problem
@@ -114,7 +114,7 @@ class ProviderReconciler:
         self._locks.pop(name, None)
         log.info("OIDCProvider %s deleted: its config is withdrawn", name)
 
-    async def reconcile(self, name: str) -> Reconciled | None:
+    async def reconcile(self, name: str) -> ProviderReconciled | None:
         """Reconcile one OIDCProvider; None when it is gone or being deleted.
 
         Reads the resource afresh under a per-provider lock (handlers and the daemon may ask at once).
@@ -135,13 +135,13 @@ class ProviderReconciler:
             except (ApiUnavailable, Conflict, AlreadyExists) as exc:
                 raise Retry(str(exc)) from exc
 
-    async def _reconcile(self, body: dict[str, Any]) -> Reconciled:
+    async def _reconcile(self, body: dict[str, Any]) -> ProviderReconciled:
         name = body["metadata"]["name"]
         read = _Read(body=body, published=await self._get(self._published_path(name)), previous=None)
         read.previous = _decode_published(read.published, name)
         try:
             spec = _spec(body)
-        except _Stalled as stalled:
+        except _InvalidSpec as stalled:
             return await self._stalled(read, stalled.problem, issuer=None)
         try:
             ca_bundle = plan.ca_bundle_pem(spec.ca_bundle)
@@ -206,7 +206,7 @@ class ProviderReconciler:
         *,
         secret: str | None,
         ca_bundle: str | None,
-    ) -> Reconciled:
+    ) -> ProviderReconciled:
         """The issuer cannot be read now: keep the last good keys published until they are too old."""
         now = self._clock()
         body = read.body
@@ -246,7 +246,7 @@ class ProviderReconciler:
         await self._status.write(body, outcome, fields, now=now)
         return self._result(read, outcome, spec.issuer_url, keys_until=kept.until)
 
-    async def _stalled(self, read: _Read, problem: plan.Problem, *, issuer: str | None) -> Reconciled:
+    async def _stalled(self, read: _Read, problem: plan.Problem, *, issuer: str | None) -> ProviderReconciled:
         """Bad input: nothing is published until it is fixed (a wrong issuer, private keys, no credentials)."""
         await self._withdraw(read)
         outcome = conditions.stalled(problem.reason, problem.message, details=(plan.nothing_published(problem.reason),))
@@ -262,8 +262,8 @@ class ProviderReconciler:
 
     def _result(
         self, read: _Read, outcome: Outcome, issuer: str | None, *, keys_until: datetime | None = None
-    ) -> Reconciled:
-        return Reconciled(
+    ) -> ProviderReconciled:
+        return ProviderReconciled(
             outcome=outcome,
             issuer=issuer,
             secret_ref=read.secret_ref,
@@ -356,7 +356,7 @@ def _spec(body: dict[str, Any]) -> OIDCProviderSpec:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             for e in (exc.errors(include_input=False) if isinstance(exc, ValidationError) else [])
         ) or str(exc)
-        raise _Stalled(plan.Problem("InvalidSpec", f"the spec is invalid: {summary}")) from None
+        raise _InvalidSpec(plan.Problem("InvalidSpec", f"the spec is invalid: {summary}")) from None
     assert isinstance(resource, OIDCProvider)
     return resource.spec
 

@@ -28,7 +28,7 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 REFRESH_ANNOTATION = "kubegate.dev/refresh"
 """A new value reads discovery and keys again at once, as `kubectl annotate --overwrite` sets it."""
 DEFAULT_ALGORITHM = "RS256"
-"""What OpenID Connect Discovery 1.0 requires every provider to support; used when the document lists none."""
+"""What OpenID Connect IssuerDiscovery 1.0 requires every provider to support; used when the document lists none."""
 _QUOTE_LIMIT = 300
 
 # The key type (and curve) each algorithm verifies with (RFC 7518 section 3.1, RFC 8037 section 3.1).
@@ -59,7 +59,7 @@ def quote(value: object) -> str:
 
 
 def discovery_url(issuer_url: str) -> str:
-    """OpenID Connect Discovery 1.0 section 4: a terminating slash of the issuer is removed first."""
+    """OpenID Connect IssuerDiscovery 1.0 section 4: a terminating slash of the issuer is removed first."""
     return issuer_url.rstrip("/") + DISCOVERY_PATH
 
 
@@ -80,7 +80,7 @@ def ca_bundle_pem(ca_bundle: str | None) -> str | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Discovery:
+class IssuerDiscovery:
     """What kubegate uses of a discovery document."""
 
     issuer: str
@@ -104,12 +104,12 @@ class Discovery:
         return {k: v for k, v in named.items() if v is not None}
 
 
-def read_discovery(document: Mapping[str, Any], *, issuer_url: str, url: str) -> Discovery:
+def read_discovery(document: Mapping[str, Any], *, issuer_url: str, url: str) -> IssuerDiscovery:
     """Check a discovery document against spec.issuerURL; raises Problem."""
     issuer = document.get("issuer")
     if issuer != issuer_url:
         # Tokens carry the document's issuer in `iss`: trusting spec.issuerURL instead would accept none of
-        # them, or, worse, let one issuer's document speak for another (OpenID Connect Discovery section 4.3).
+        # them, or, worse, let one issuer's document speak for another (OpenID Connect IssuerDiscovery section 4.3).
         hint = f"set spec.issuerURL to exactly {issuer!r}" if isinstance(issuer, str) else "check spec.issuerURL"
         raise Problem(
             "IssuerMismatch",
@@ -131,7 +131,7 @@ def read_discovery(document: Mapping[str, Any], *, issuer_url: str, url: str) ->
 
     algorithms = document.get("id_token_signing_alg_values_supported")
     listed = tuple(a for a in algorithms if isinstance(a, str)) if isinstance(algorithms, list) else ()
-    return Discovery(
+    return IssuerDiscovery(
         issuer=issuer,
         jwks_uri=jwks_uri,
         authorization_endpoint=endpoint("authorization_endpoint"),
@@ -229,7 +229,7 @@ def provider_config(
     name: str,
     generation: int,
     spec: OIDCProviderSpec,
-    discovery: Discovery,
+    discovery: IssuerDiscovery,
     algorithms: tuple[str, ...],
     jwks: dict[str, Any],
     keys_fetched_at: datetime | None,
@@ -270,9 +270,9 @@ def provider_config(
     )
 
 
-def discovery_of(config: ProviderConfig) -> Discovery:
+def discovery_of(config: ProviderConfig) -> IssuerDiscovery:
     """The discovery a published config was built from (to publish again while the issuer is unreachable)."""
-    return Discovery(
+    return IssuerDiscovery(
         issuer=config.issuer,
         jwks_uri=config.jwks_uri,
         authorization_endpoint=config.authorization_endpoint,
@@ -282,7 +282,7 @@ def discovery_of(config: ProviderConfig) -> Discovery:
     )
 
 
-def unused_features(spec: OIDCProviderSpec, discovery: Discovery) -> str:
+def unused_features(spec: OIDCProviderSpec, discovery: IssuerDiscovery) -> str:
     """A sentence for the Ready message when the spec asks for an endpoint the issuer does not have."""
     missing = [
         f"spec.{field} is set, but the discovery document has no {endpoint}: that check is off"

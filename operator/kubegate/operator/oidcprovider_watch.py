@@ -15,7 +15,7 @@ from typing import Any
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import WatchEvent
 from kubegate.kube.reflector import Reflector, Source
-from kubegate.operator.oidcprovider import Reconciled
+from kubegate.operator.oidcprovider import ProviderReconciled
 
 FIRST_BACKOFF = 5.0
 MAX_BACKOFF = 300.0
@@ -64,7 +64,12 @@ def backoff(failures: int) -> float:
 
 
 def next_sleep(
-    result: Reconciled | None, *, failures: int, refresh_interval: timedelta, now: datetime, jitter: float | None = None
+    result: ProviderReconciled | None,
+    *,
+    failures: int,
+    refresh_interval: timedelta,
+    now: datetime,
+    jitter: float | None = None,
 ) -> float:
     """Seconds until the provider is reconciled again by its daemon.
 

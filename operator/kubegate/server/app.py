@@ -38,12 +38,17 @@ from kubegate.settings import ServerSettings
 from kubegate.state import revocations as revocation_list
 from kubegate.state.config import ConfigState
 from kubegate.state.config_watch import ConfigWatcher
+from kubegate.state.providers import Providers, provider_reflector
 from kubegate.state.public_keys import PublicKeys
 from kubegate.state.readiness import Readiness
 from kubegate.state.revocations import Revocations
 from kubegate.verify import StaticTokenIndex, Verifier
 from kubegate.verify.client_tokens import JwksClientTokenVerifier
 from kubegate.verify.credentials import MAX_CREDENTIAL_LENGTH
+from kubegate.verify.oidc.access_tokens import OidcAccessTokenVerifier
+from kubegate.verify.oidc.keys import ProviderKeyCache
+from kubegate.verify.oidc.opaque import OpaqueOidcVerifier
+from kubegate.verify.oidc.provider_http import ProviderHttp
 from kubegate.web.aiohttp_adapter.app import Application, build_application
 from kubegate.web.aiohttp_adapter.listener import listening
 from kubegate.web.authenticate import Authenticator
@@ -72,11 +77,16 @@ class ServerParts:
     """Writes the deny-list; None when this server issues no client tokens."""
     kubernetes_exchange: Exchange | None = None
     """The service-account exchange; None when the Kubernetes method is off."""
+    providers: Providers | None = None
+    """The published OIDC providers; None in unit tests that have none."""
 
     def readiness(self) -> Readiness:
         readiness = Readiness()
         config = self.config
         readiness.add("staticTokens", lambda: config.ready, required=True)
+        if self.providers is not None:
+            providers = self.providers
+            readiness.add("oidcProviders", lambda: providers.loaded, required=False)
         if self.public_keys is not None:
             keys = self.public_keys
             readiness.add("clientTokenKeys", lambda: keys.loaded, required=False)
@@ -208,6 +218,48 @@ def client_tokens(settings: ServerSettings, client: KubeClient) -> ClientTokens 
     )
 
 
+@dataclass(frozen=True)
+class OidcVerification:
+    """What verifies OIDC providers' access tokens: their published configs, kept current by `watch`, and
+    the verifiers of JWTs and of opaque tokens, which share one HTTP client for the providers."""
+
+    providers: Providers
+    http: ProviderHttp
+    access_tokens: OidcAccessTokenVerifier
+    opaque: OpaqueOidcVerifier
+    watch: Reflector
+
+
+def oidc_verification(settings: ServerSettings, client: KubeClient) -> OidcVerification:
+    providers = Providers()
+    http = ProviderHttp(
+        timeout=settings.oidc_provider_timeout,
+        max_concurrent=settings.oidc_provider_max_concurrent,
+        user_agent="kubegate-server",
+    )
+    access_tokens = OidcAccessTokenVerifier(
+        providers=providers,
+        keys=ProviderKeyCache(http=http, refetch_cooldown=settings.oidc_jwks_refetch_cooldown),
+        leeway=settings.oidc_leeway,
+        cache_seconds=settings.oidc_cache_seconds,
+        cache_size=settings.oidc_cache_size,
+    )
+    opaque = OpaqueOidcVerifier(
+        providers=providers,
+        http=http,
+        cache_seconds=settings.oidc_cache_seconds,
+        cache_size=settings.oidc_cache_size,
+        accept_refresh_tokens=settings.oidc_accept_refresh_tokens,
+    )
+    return OidcVerification(
+        providers=providers,
+        http=http,
+        access_tokens=access_tokens,
+        opaque=opaque,
+        watch=provider_reflector(client, settings.operator_namespace, providers),
+    )
+
+
 def kubernetes_exchange(settings: ServerSettings, client: KubeClient, tokens: ClientTokens | None) -> Exchange | None:
     """The service-account exchange, when configured; its bindings file is read (and checked) here, at start."""
     if settings.serviceaccount_bindings_file is None or tokens is None or settings.issuer_url is None:
@@ -248,16 +300,24 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         metrics = Metrics()
         config_gauges(metrics, config)
         tokens = client_tokens(settings, client)
+        oidc = oidc_verification(settings, client)
         parts = ServerParts(
             settings=settings,
             config=config,
-            verifier=Verifier(static_tokens=index, client_tokens=tokens.verifier if tokens else None),
+            verifier=Verifier(
+                static_tokens=index,
+                client_tokens=tokens.verifier if tokens else None,
+                oidc=oidc.access_tokens,
+                opaque=oidc.opaque,
+                static_token_prefix=settings.static_token_prefix,
+            ),
             metrics=metrics,
             token_store=KubeStaticTokenStore(client),
             public_keys=tokens.signing_keys.public if tokens else None,
             revocations=tokens.revocations if tokens else None,
             deny_list=tokens.deny_list if tokens else None,
             kubernetes_exchange=kubernetes_exchange(settings, client, tokens),
+            providers=oidc.providers,
         )
         host, port = settings.host_port
         async with listening(
@@ -272,6 +332,7 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
             tasks = [
                 asyncio.create_task(watcher.run(), name="config-watch"),
                 asyncio.create_task(listener.access_log.run(), name="access-log"),
+                asyncio.create_task(oidc.watch.run(), name="oidc-providers"),
                 *(
                     asyncio.create_task(w.run(), name=f"watch-{i}")
                     for i, w in enumerate(tokens.watches if tokens else ())
@@ -294,3 +355,4 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.gather(*tasks, return_exceptions=True)
+                await oidc.http.close()

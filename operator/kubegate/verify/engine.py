@@ -45,8 +45,14 @@ class OidcVerifier(Protocol):
     async def verify(self, token: str, *, issuer: str | None) -> Authentication:
         """Verify a JWT whose (unverified) `iss` is `issuer`; opaque tokens go to an `OpaqueTokenVerifier`.
 
-        Raise Unauthenticated when it is invalid, VerifierUnavailable when the provider cannot be reached.
+        Raise Unauthenticated when it is invalid, VerifierUnavailable when the provider cannot be reached,
+        RequirementFailed when its holder misses a requirement of the provider.
         """
+        ...
+
+    def seen(self, token: str) -> Authentication | None:
+        """The authentication of a token verified before and still valid, from memory and without parsing it;
+        None when `verify` must decide. Raises RequirementFailed as `verify` does."""
         ...
 
 
@@ -118,10 +124,12 @@ class Verifier:
 
         Not JWT-shaped means a static token: looked up in memory (raises Unauthenticated when unknown or
         expired), or, when unknown, possibly an opaque token for `verify` to hand on. The shortcut saves the
-        hot path a coroutine; `verify` decides every other credential.
+        hot path a coroutine; so is an OIDC access token its verifier has seen; `verify` decides every other
+        credential.
         """
         if looks_like_jwt(credential):
-            return None
+            # A seen OIDC access token is answered from memory, as a static token is.
+            return self._oidc.seen(credential) if self._oidc is not None else None
         return self.verify_static(credential)
 
     def verify_static(self, credential: str) -> Authentication | None:

@@ -86,6 +86,9 @@ class Authenticator:
         except Unauthenticated as exc:
             self._observe(surface, exc.reason, time.perf_counter() - started)
             raise
+        except RequirementFailed:
+            self._observe(surface, "forbidden", time.perf_counter() - started)
+            raise
         if authentication is not None:
             self._observe(surface, "ok", time.perf_counter() - started)
         return authentication

@@ -44,7 +44,7 @@ MAX_TIME = 253_402_300_799
 log = logging.getLogger(__name__)
 
 
-class Providers(Protocol):
+class IssuerDirectory(Protocol):
     """The published providers, as `state.providers` keeps them."""
 
     @property
@@ -72,7 +72,7 @@ class OidcAccessTokenVerifier:
     def __init__(
         self,
         *,
-        providers: Providers,
+        providers: IssuerDirectory,
         keys: ProviderKeyCache,
         leeway: float = 30.0,
         cache_seconds: float = 300.0,

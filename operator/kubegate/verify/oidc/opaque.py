@@ -9,10 +9,12 @@ reaches a provider.
 Which answers vouch for a token (strict where the answer allows it):
 - introspection: `active` is exactly `true`; `exp`, when present, is a number later than now (by our
   clock); `iss`, when present, is the provider's issuer; `token_use`, when present (Dex), is
-  `access_token`, so a refresh token is no bearer credential; and when the provider lists `audiences`, the
-  answer's `aud` holds one of them, or, without `aud`, its `client_id` is one of them (RFC 7662's client the
-  token was issued to). An answer that says nothing about the audience is refused: a token for another
-  client must not pass because the provider was terse.
+  `access_token` (a refresh token is meant for the provider alone, see `accept_refresh_tokens`); and when
+  the provider lists `audiences`, the answer's `aud` holds one of them, or, without `aud`, its `client_id` is
+  one of them (RFC 7662's client the token was issued to). An answer that says nothing about the audience is
+  refused: a token for another client must not pass because the provider was terse. Dex puts the token's
+  other claims (email, groups, name) in an `ext` object: they count as claims of the answer, below the
+  RFC 7662 members, which `ext` cannot replace or add.
 - userinfo: a 200 with a non-empty `sub`; 400, 401 and 403 mean "not this provider's token". Userinfo does
   not say whom a token was issued to, so with `audiences` set only an answer carrying a matching `aud`
   vouches: a provider that restricts audiences needs introspection for opaque tokens.
@@ -51,6 +53,12 @@ from kubegate.verify.oidc.provider_http import ProviderError
 
 NOT_THIS_PROVIDERS = frozenset({400, 401, 403})
 """Userinfo statuses that mean the token is not (or no longer) this provider's (RFC 6750 section 3.1)."""
+INTROSPECTION_MEMBERS = frozenset(
+    {"active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti"}
+    | {"token_use", "ext"}
+)
+"""What an introspection answer states itself (RFC 7662 section 2.2, and Dex's `token_use` and `ext`)."""
+EXTENSION = "ext"
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +127,7 @@ class OpaqueOidcVerifier:
         http: ProviderCalls,
         cache_seconds: float = 300.0,
         cache_size: int = 10_000,
+        accept_refresh_tokens: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """
@@ -127,12 +136,17 @@ class OpaqueOidcVerifier:
         `oidc_provider_max_concurrent`.
         `cache_seconds`: the longest a vouched-for token is remembered (`oidc_cache_seconds`); 0: never.
         `cache_size`: how many tokens are remembered at most (`oidc_cache_size`); 0: none.
+        `accept_refresh_tokens`: also accept a token that introspection calls a refresh token (Dex's
+        `token_use`). Off by default: a refresh token is meant for the provider alone, and one leaked from a
+        confidential client would otherwise be a credential without the client's secret. Dex issues JWT
+        access tokens only, so its refresh tokens are the only opaque tokens it has to test with.
         `clock`: the time in seconds since the epoch (compared with `exp`).
         """
         self._providers = providers
         self._http = http
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
+        self._token_uses = frozenset({"access_token", "refresh_token"} if accept_refresh_tokens else {"access_token"})
         self._clock = clock
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
         self._in_flight: dict[tuple[bytes, tuple[str, ...]], asyncio.Future[Authentication]] = {}
@@ -261,9 +275,16 @@ class OpaqueOidcVerifier:
         if answer.get("active") is not True:
             return None
         token_use = answer.get("token_use")
-        if token_use is not None and token_use != "access_token":
+        if token_use is not None and not (isinstance(token_use, str) and token_use in self._token_uses):
             return None
-        return answer if self._acceptable(provider, answer, client_id=answer.get("client_id")) else None
+        if not self._acceptable(provider, answer, client_id=answer.get("client_id")):
+            return None
+        extension = answer.get(EXTENSION)
+        if not isinstance(extension, dict):
+            return answer
+        claims = {k: v for k, v in extension.items() if k not in INTROSPECTION_MEMBERS}
+        claims.update((k, v) for k, v in answer.items() if k != EXTENSION)
+        return claims
 
     async def _userinfo(self, provider: ProviderConfig, token: str) -> Mapping[str, Any] | None:
         assert provider.userinfo_endpoint is not None
