@@ -330,8 +330,21 @@ class Run:
         return f"{'>=' if self.exhausted else ''}{self.result.rps:.1f}"
 
 
+def wait_idle(pids: Sequence[int], *, timeout: float = 15.0) -> None:
+    """Until the processes use almost no CPU: a server may still be working through requests that the last wrk
+    run left queued, which would cost the next run CPU and count as its work."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(0.2)
+        if sum(cpu_seconds(pid) for pid in pids) - before < 0.01:
+            return
+
+
 def load_at_once(loads: Sequence[tuple[Target, Path, int | None]], seconds: int) -> list[Run]:
-    """Load each (target, wrk script, number of tokens if each is sent once) at the same time."""
+    """Load each (target, wrk script, number of tokens if each is sent once) at the same time, once all are
+    idle."""
+    wait_idle([target.pid for target, _, _ in loads])
     cpu_before = {target.name: cpu_seconds(target.pid) for target, _, _ in loads}
     started = [start_wrk(target.url, script, seconds) for target, script, _ in loads]
     results = [
