@@ -100,6 +100,8 @@ class Result:
     non_2xx: int
     cpu_us: float = float("nan")
     """Server CPU time (user + system) per request, in microseconds: steadier than req/s on a shared VM."""
+    requests: int = 0
+    """Requests completed in the run."""
 
 
 def _ms(value: str) -> float:
@@ -130,7 +132,7 @@ def wrk_result(name: str, wrk: subprocess.Popen[str], cpu_before: float, pid: in
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     cpu = (cpu_seconds(pid) - cpu_before) / total * 1e6
-    return Result(name, rps, p50, p99, int(bad.group(1)) if bad else 0, cpu)
+    return Result(name, rps, p50, p99, int(bad.group(1)) if bad else 0, cpu, total)
 
 
 def run_wrk(name: str, url: str, script: Path, seconds: int, *, server_pid: int) -> Result:
