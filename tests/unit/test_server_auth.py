@@ -94,7 +94,7 @@ class UnreachableProvider:
     def seen(self, token: str) -> Authentication | None:
         return None
 
-    async def verify(self, token: str, *, issuer: str | None) -> Authentication:
+    async def verify(self, token: str, *, issuer: str | None, unverified: object = None) -> Authentication:
         raise VerifierUnavailable("https://dex.example.com does not answer")
 
 

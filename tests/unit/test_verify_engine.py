@@ -89,7 +89,7 @@ class RecordingOidc:
     def seen(self, token: str) -> Authentication | None:
         return None
 
-    async def verify(self, token: str, *, issuer: str | None) -> Authentication:
+    async def verify(self, token: str, *, issuer: str | None, unverified: object = None) -> Authentication:
         self.calls.append((token, issuer))
         return authentication(username="someone", method=Method.OIDC)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from kubegate.verify.jwt_segments import read_jwt
+from kubegate.verify.jwt_segments import UnverifiedJwt, read_jwt
 
 CLIENT_TOKEN_TYP = "kubegate-client+jwt"
 """The `typ` header of kubegate client tokens (explicit typing, RFC 8725 section 3.11)."""
@@ -36,6 +36,8 @@ class Classified:
     """The unverified `iss` of a JWT-shaped credential."""
     reason: str = ""
     """Why a credential was rejected, for debug logs."""
+    unverified: UnverifiedJwt | None = None
+    """The JWT as read here (nothing in it verified), so that its verifier need not read it again."""
 
 
 STATIC = Classified(Kind.STATIC)
@@ -51,12 +53,15 @@ def classify(credential: str, *, client_issuer: str | None, oidc_issuers: Contai
     issuer = token.payload.get("iss") if token.payload is not None else None
     if not isinstance(issuer, str):
         return Classified(Kind.REJECTED, reason="JWT payload without an iss claim")
-    return _by_issuer(
+    classified = _by_issuer(
         issuer,
         typed_client=is_client_typ(token.header.get("typ")),
         client_issuer=client_issuer,
         oidc_issuers=oidc_issuers,
     )
+    if classified.kind is Kind.OIDC:
+        return Classified(Kind.OIDC, issuer=issuer, unverified=token)
+    return classified
 
 
 def _by_issuer(

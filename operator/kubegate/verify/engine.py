@@ -17,7 +17,7 @@ from kubegate.contracts.token_format import is_generated_shape, token_digest
 from kubegate.state.static_tokens import StaticTokenIndex
 from kubegate.verify.classify import Kind, classify
 from kubegate.verify.errors import Unauthenticated
-from kubegate.verify.jwt_segments import looks_like_jwt
+from kubegate.verify.jwt_segments import UnverifiedJwt, looks_like_jwt
 
 
 class ClientTokenVerifier(Protocol):
@@ -42,8 +42,11 @@ class OidcVerifier(Protocol):
         the Verifier reads once and keeps."""
         ...
 
-    async def verify(self, token: str, *, issuer: str | None) -> Authentication:
+    async def verify(
+        self, token: str, *, issuer: str | None, unverified: UnverifiedJwt | None = None
+    ) -> Authentication:
         """Verify a JWT whose (unverified) `iss` is `issuer`; opaque tokens go to an `OpaqueTokenVerifier`.
+        `unverified`: the token as the classifier read it, when it did (saves reading it again).
 
         Raise Unauthenticated when it is invalid, VerifierUnavailable when the provider cannot be reached,
         RequirementFailed when its holder misses a requirement of the provider.
@@ -115,7 +118,7 @@ class Verifier:
         if classified.kind is Kind.CLIENT and self._client_tokens is not None:
             return await self._client_tokens.verify(credential)
         if classified.kind is Kind.OIDC and self._oidc is not None:
-            return await self._oidc.verify(credential, issuer=classified.issuer)
+            return await self._oidc.verify(credential, issuer=classified.issuer, unverified=classified.unverified)
         log.debug("refused a JWT (iss %r): %s", classified.issuer, classified.reason or "no verifier for its kind")
         raise Unauthenticated("untrusted_issuer")
 

@@ -26,7 +26,7 @@ from kubegate.contracts.authentication import Authentication
 from kubegate.contracts.token_format import token_digest
 from kubegate.validation_config.providers import ProviderConfig
 from kubegate.verify.errors import RequirementFailed, Unauthenticated
-from kubegate.verify.jwt_segments import read_jwt
+from kubegate.verify.jwt_segments import UnverifiedJwt, read_jwt
 from kubegate.verify.oidc.identity import authentication_from_claims, check_requirements
 from kubegate.verify.oidc.keys import SUPPORTED_ALGORITHMS, ProviderKeyCache, VerificationKey, decode_signature
 
@@ -100,7 +100,9 @@ class OidcAccessTokenVerifier:
     def issuers(self) -> Container[str]:
         return self._providers.issuers
 
-    async def verify(self, token: str, *, issuer: str | None) -> Authentication:
+    async def verify(
+        self, token: str, *, issuer: str | None, unverified: UnverifiedJwt | None = None
+    ) -> Authentication:
         """The authentication of a valid access token of the provider whose issuer is `issuer`.
 
         Raises Unauthenticated for any token that is not one, RequirementFailed when its holder misses a
@@ -108,7 +110,7 @@ class OidcAccessTokenVerifier:
         about.
         """
         digest = token_digest(token)
-        return self._seen(digest) or await self._verify(token, issuer, digest)
+        return self._seen(digest) or await self._verify(token, issuer, digest, unverified)
 
     def seen(self, token: str) -> Authentication | None:
         """The authentication of `token` when it was verified before and nothing has changed since (see the
@@ -136,11 +138,14 @@ class OidcAccessTokenVerifier:
         self._verified.pop(digest, None)
         return None
 
-    async def _verify(self, token: str, issuer: str | None, digest: bytes) -> Authentication:
+    async def _verify(
+        self, token: str, issuer: str | None, digest: bytes, unverified: UnverifiedJwt | None
+    ) -> Authentication:
         provider = self._providers.by_issuer(issuer) if issuer is not None else None
         if provider is None:
             raise Unauthenticated("untrusted_issuer")
-        unverified = read_jwt(token)
+        if unverified is None:
+            unverified = read_jwt(token)
         if unverified is None or unverified.payload is None or len(unverified.signature) > MAX_SIGNATURE:
             raise Unauthenticated("malformed")
         algorithm, kid = _checked_header(unverified.header, provider)
