@@ -11,6 +11,7 @@ be reached raises `ProviderUnreachable` (the caller answers 503); one that answe
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 from collections.abc import Mapping
@@ -71,11 +72,12 @@ class ProviderHttp:
     ) -> dict[str, Any]:
         """POST `form` (application/x-www-form-urlencoded) to `url` and return its JSON object; `basic_auth`:
         client id and secret (RFC 6749 section 2.3.1; each form-urlencoded, then HTTP Basic)."""
-        auth = None
+        headers = self._headers
         if basic_auth is not None:
             client_id, secret = basic_auth
-            auth = aiohttp.BasicAuth(quote_plus(client_id), quote_plus(secret))
-        return await self._call("POST", url, ca_bundle=ca_bundle, headers=self._headers, data=dict(form), auth=auth)
+            credentials = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode("ascii")
+            headers = {**headers, "Authorization": f"Basic {credentials}"}
+        return await self._call("POST", url, ca_bundle=ca_bundle, headers=headers, data=dict(form))
 
     async def close(self) -> None:
         sessions, self._sessions = self._sessions, {}
