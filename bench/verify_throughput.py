@@ -1,13 +1,14 @@
-"""Throughput and latency of /auth/v1/verify and the TokenReview webhook, next to a bare aiohttp endpoint.
+"""Throughput and latency of /auth/v1/verify and the TokenReview webhook, next to bare aiohttp and Go endpoints.
 
     .venv/bin/python bench/verify_throughput.py [--tokens 10000] [--memory-tokens 50000] [--rounds 5]
-        [--seconds 2] [--pairs 7] [--pair-seconds 3]
+        [--seconds 2] [--pairs 7] [--pair-seconds 3] [--connections 64]
 
 Needs `wrk` (Debian: apt-get install wrk). Starts its own dev cluster, writes the validation config for
 N valid static tokens straight into its Secrets (as the operator would), and runs side by side, all pinned
-to CPU 1: a bare aiohttp app answering 200, `kubegate server` (plain HTTP on loopback), and a second one
-with its access log on. wrk runs on CPU 0 with 64 connections, every request a different token. Two
-measurements follow:
+to CPU 1: a bare aiohttp app answering 200, a bare Go net/http endpoint doing the same (`bench/bare_go`,
+built once per source into ~/.cache/kubegate/bench; GOMAXPROCS=1), `kubegate server` (plain HTTP on
+loopback), and a second one with its access log on. wrk runs on CPU 0 with `--connections` connections
+(64; issue 14 also asks for 8), every request a different token. Two measurements follow:
 
 - Alone, in turns: wrk loads one server at a time for `--seconds`, round after round (the order rotates
   each round). This gives each server's requests/s and p50/p99 latency, as the medians over the rounds.
@@ -16,6 +17,7 @@ measurements follow:
   time, so the ratio of the requests each answered is the ratio of their throughputs, measured in the same
   seconds. On a shared VM, whose speed moves by 2x between minutes (and by 30% between the seconds of one
   round), this cancels the drift that turns cannot: the ratio printed is the median over `--pairs` pairs.
+  Each kubegate server is paired with the bare Go endpoint the same way ("vs Go").
 
 With `--baseline-tree DIR` (a checkout of another commit, e.g. made with `git worktree add`), a fourth
 server runs kubegate from that tree's source, and each pair round also loads it together with this tree's
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -114,9 +117,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_wrk(url: str, script: Path, seconds: int) -> subprocess.Popen[str]:
+def start_wrk(url: str, script: Path, seconds: int, *, connections: int = 64) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        ["taskset", "-c", "0", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        ["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -135,18 +138,18 @@ def wrk_result(name: str, wrk: subprocess.Popen[str], cpu_before: float, pid: in
     return Result(name, rps, p50, p99, int(bad.group(1)) if bad else 0, cpu, total)
 
 
-def run_wrk(name: str, url: str, script: Path, seconds: int, *, server_pid: int) -> Result:
+def run_wrk(name: str, url: str, script: Path, seconds: int, *, server_pid: int, connections: int = 64) -> Result:
     """Load one server alone."""
     cpu_before = cpu_seconds(server_pid)
-    return wrk_result(name, start_wrk(url, script, seconds), cpu_before, server_pid)
+    return wrk_result(name, start_wrk(url, script, seconds, connections=connections), cpu_before, server_pid)
 
 
 def run_pair(
-    servers: dict[str, tuple[str, int]], names: tuple[str, str], script: Path, seconds: int
+    servers: dict[str, tuple[str, int]], names: tuple[str, str], script: Path, seconds: int, *, connections: int = 64
 ) -> tuple[Result, Result]:
     """Load two servers at once; they share one CPU, so each gets half of it."""
     cpu_before = {name: cpu_seconds(servers[name][1]) for name in names}
-    started = {name: start_wrk(servers[name][0], script, seconds) for name in names}
+    started = {name: start_wrk(servers[name][0], script, seconds, connections=connections) for name in names}
     first, second = (wrk_result(name, started[name], cpu_before[name], servers[name][1]) for name in names)
     return first, second
 
@@ -214,12 +217,13 @@ ENDPOINTS = (("verify", "/auth/v1/verify"), ("review", "TokenReview"))
 
 
 def measure(
-    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, rounds: int, seconds: int
+    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, rounds: int, seconds: int, connections: int
 ) -> dict[tuple[str, str], list[Result]]:
     """`servers` by name: (URL, pid). Each round loads each server alone with each endpoint's requests."""
     for url, pid in servers.values():
         for script in scripts.values():
-            run_wrk("warm-up", url, script, 2, server_pid=pid)  # the first requests fill caches; not measured
+            # The first requests fill caches; not measured.
+            run_wrk("warm-up", url, script, 2, server_pid=pid, connections=connections)
     results: dict[tuple[str, str], list[Result]] = {(n, m): [] for n in servers for m, _ in ENDPOINTS}
     names = list(servers)
     for round_number in range(rounds):
@@ -227,34 +231,48 @@ def measure(
         for mode, _ in ENDPOINTS:
             for name in names[turn:] + names[:turn]:
                 url, pid = servers[name]
-                results[(name, mode)].append(run_wrk(name, url, scripts[mode], seconds, server_pid=pid))
+                result = run_wrk(name, url, scripts[mode], seconds, server_pid=pid, connections=connections)
+                results[(name, mode)].append(result)
     return results
 
 
 BASELINE = "kubegate-baseline"
 VERSUS_BASELINE = "kubegate-vs-baseline"
+BARE_GO = "bare-go"
+GO = ":go"
+"""Suffix of a ratio's endpoint key when the pair was with the bare Go endpoint."""
+BARES = ("bare", BARE_GO)
 
 
 def measure_pairs(
-    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, pairs: int, seconds: int
+    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, pairs: int, seconds: int, connections: int
 ) -> dict[tuple[str, str], list[float]]:
-    """Per kubegate server and endpoint: its throughput over the bare app's, in each pair; with a baseline
-    server, also this tree's server over the baseline's (under VERSUS_BASELINE)."""
+    """Per kubegate server and endpoint: its throughput over the bare aiohttp app's and over the bare Go
+    endpoint's (under `mode + GO`), in each pair; with a baseline server, also this tree's server over the
+    baseline's (under VERSUS_BASELINE)."""
     ratios: dict[tuple[str, str], list[float]] = {}
     for _ in range(pairs):
         for mode, _ in ENDPOINTS:
             for name in servers:
-                if name != "bare":
-                    bare, server = run_pair(servers, ("bare", name), scripts[mode], seconds)
-                    ratios.setdefault((name, mode), []).append(server.rps / bare.rps)
+                if name in BARES:
+                    continue
+                for bare_name, key in (("bare", mode), (BARE_GO, mode + GO)):
+                    if bare_name in servers:
+                        bare, server = run_pair(
+                            servers, (bare_name, name), scripts[mode], seconds, connections=connections
+                        )
+                        ratios.setdefault((name, key), []).append(server.rps / bare.rps)
             if BASELINE in servers:
-                baseline, server = run_pair(servers, (BASELINE, "kubegate"), scripts[mode], seconds)
+                baseline, server = run_pair(
+                    servers, (BASELINE, "kubegate"), scripts[mode], seconds, connections=connections
+                )
                 ratios.setdefault((VERSUS_BASELINE, mode), []).append(server.rps / baseline.rps)
     return ratios
 
 
 NAMES = {
     "bare": "bare aiohttp 200 ({requests} requests)",
+    BARE_GO: "bare Go net/http 200 ({requests} requests)",
     "kubegate": "{endpoint}",
     "kubegate-access-log": "{endpoint} (access log on)",
     BASELINE: "{endpoint} (baseline tree)",
@@ -270,16 +288,17 @@ def report(
     seconds: int,
     pairs: int,
     pair_seconds: int,
+    connections: int,
 ) -> None:
     print(
-        f"\n{tokens} valid static tokens loaded; wrk -t1 -c64, a new token each request.\n"
+        f"\n{tokens} valid static tokens loaded; wrk -t1 -c{connections}, a new token each request.\n"
         f"Alone: {rounds} rounds of {seconds} s per server and endpoint, medians over the rounds.\n"
         f"vs bare: {pairs} pairs of {pair_seconds} s, the server and the bare app loaded at once on one CPU; "
-        "the median ratio of their requests/s, and its range."
+        "the median ratio of their requests/s, and its range; vs Go: the same with the bare Go endpoint."
     )
     print(
         f"{'endpoint':40} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/req':>11} {'non-2xx':>8} "
-        f"{'vs bare':>8} {'(range)':>11}"
+        f"{'vs bare':>8} {'(range)':>11} {'vs Go':>6} {'(range)':>11}"
     )
     for mode, endpoint in ENDPOINTS:
         for server, label in NAMES.items():
@@ -287,12 +306,14 @@ def report(
                 continue
             runs = results[(server, mode)]
             versus = ratios.get((server, mode), [1.0])
+            go = ratios.get((server, mode + GO))
+            go_text = f"{statistics.median(go):6.2f} {f'{min(go):.2f}-{max(go):.2f}':>11}" if go else ""
             print(
                 f"{label.format(requests=mode, endpoint=endpoint):40} "
                 f"{statistics.median(r.rps for r in runs):8.0f} {statistics.median(r.p50_ms for r in runs):7.2f} "
                 f"{statistics.median(r.p99_ms for r in runs):7.2f} {statistics.median(r.cpu_us for r in runs):11.1f} "
                 f"{sum(r.non_2xx for r in runs):8d} {statistics.median(versus):8.2f} "
-                f"{f'{min(versus):.2f}-{max(versus):.2f}':>11}"
+                f"{f'{min(versus):.2f}-{max(versus):.2f}':>11} {go_text}"
             )
     for mode, endpoint in ENDPOINTS:
         versus = ratios.get((VERSUS_BASELINE, mode))
@@ -304,8 +325,29 @@ def report(
             )
 
 
+BARE_GO_SOURCE = Path(__file__).parent / "bare_go"
+
+
+def bare_go_binary() -> Path:
+    """The bare Go endpoint, built from `bench/bare_go` once per version of its source into ~/.cache/kubegate."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "main.go"):
+        digest.update((BARE_GO_SOURCE / name).read_bytes())
+    binary = Path.home() / ".cache" / "kubegate" / "bench" / f"bare-go-{digest.hexdigest()[:12]}" / "bare-go"
+    if not binary.exists():
+        print(f"building the bare Go endpoint into {binary} ...", flush=True)
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["go", "build", "-o", str(binary), "."],
+            cwd=BARE_GO_SOURCE,
+            check=True,
+            env={**os.environ, "CGO_ENABLED": "0"},
+        )
+    return binary
+
+
 def start_servers(tmp: Path, port: int, baseline_tree: Path | None) -> tuple[list[Child], dict[str, tuple[str, int]]]:
-    """The bare app and the kubegate servers on CPU 1, by name: (URL, pid); not yet ready."""
+    """The bare endpoints and the kubegate servers on CPU 1, by name: (URL, pid); not yet ready."""
     children = [
         start_child(
             "bare", [sys.executable, "-c", BARE_APP, str(port + 1)], log_file=tmp / "bare.log", cpus=SERVER_CPU
@@ -319,6 +361,16 @@ def start_servers(tmp: Path, port: int, baseline_tree: Path | None) -> tuple[lis
         ),
     ]
     ports = [port + 1, port, port + 2]
+    children.append(
+        start_child(
+            BARE_GO,
+            [str(bare_go_binary()), str(port + 4)],
+            log_file=tmp / "bare-go.log",
+            env={"GOMAXPROCS": "1"},
+            cpus=SERVER_CPU,
+        )
+    )
+    ports.append(port + 4)
     if baseline_tree is not None:
         children.append(
             start_kubegate(
@@ -342,6 +394,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--pair-seconds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64, help="wrk's connections (issue 14: 64 and 8)")
     parser.add_argument(
         "--baseline-tree", type=Path, help="a checkout of another commit to compare with, loaded at the same time"
     )
@@ -365,9 +418,14 @@ def main() -> int:
             children, servers = start_servers(tmp, port, args.baseline_tree)
             try:
                 for child, (url, _) in zip(children, servers.values(), strict=True):
-                    child.wait_ready(url + ("/" if child.name == "bare" else "/readyz"), timeout=READY_TIMEOUT)
-                results = measure(servers, scripts, rounds=args.rounds, seconds=args.seconds)
-                ratios = measure_pairs(servers, scripts, pairs=args.pairs, seconds=args.pair_seconds)
+                    ready = url + ("/" if child.name in BARES else "/readyz")
+                    child.wait_ready(ready, timeout=READY_TIMEOUT)
+                results = measure(
+                    servers, scripts, rounds=args.rounds, seconds=args.seconds, connections=args.connections
+                )
+                ratios = measure_pairs(
+                    servers, scripts, pairs=args.pairs, seconds=args.pair_seconds, connections=args.connections
+                )
             finally:
                 stop_all(children, timeout=30)
             report(
@@ -378,6 +436,7 @@ def main() -> int:
                 seconds=args.seconds,
                 pairs=args.pairs,
                 pair_seconds=args.pair_seconds,
+                connections=args.connections,
             )
 
             asyncio.run(write_config(args.memory_tokens))

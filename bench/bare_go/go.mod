@@ -1,0 +1,3 @@
+module kubegate.dev/bench/barego
+
+go 1.22
