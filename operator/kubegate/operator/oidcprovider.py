@@ -31,7 +31,7 @@ from kubegate.operator import conditions
 from kubegate.operator import oidcprovider_plan as plan
 from kubegate.operator.conditions import Outcome
 from kubegate.operator.events import EventPoster
-from kubegate.operator.status import Retry, StatusWriter
+from kubegate.operator.status import Retry, StatusWriter, read_live
 from kubegate.resources.duration import parse_duration
 from kubegate.resources.oidcprovider import OIDCProvider, OIDCProviderSpec
 from kubegate.settings import OperatorSettings
@@ -124,13 +124,8 @@ class ProviderReconciler:
         input a `stalled` one.
         """
         async with self._lock(name):
-            try:
-                body = await self._client.get(OIDCProvider.path(name=name))
-            except NotFound:
-                return None
-            except ApiUnavailable as exc:
-                raise Retry(str(exc)) from exc
-            if body["metadata"].get("deletionTimestamp"):
+            body = await read_live(self._client, OIDCProvider.path(name=name))
+            if body is None:
                 return None
             try:
                 return await self._reconcile(body)

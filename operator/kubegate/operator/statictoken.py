@@ -31,7 +31,7 @@ from kubegate.operator import conditions, token_plan
 from kubegate.operator.conditions import Outcome
 from kubegate.operator.config_writer import ConfigWriter
 from kubegate.operator.events import EventPoster
-from kubegate.operator.status import Retry, StatusWriter
+from kubegate.operator.status import Retry, StatusWriter, read_live
 from kubegate.resources.statictoken import StaticToken, StaticTokenSpec
 from kubegate.settings import BOOTSTRAP_NAME, OperatorSettings
 from kubegate.validation_config.model import TokenEntry
@@ -119,13 +119,8 @@ class TokenReconciler:
         async with self._lock(key):
             conflict = ""
             for _ in range(CONFLICT_ATTEMPTS):
-                try:
-                    body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
-                except NotFound:
-                    return None
-                except ApiUnavailable as exc:
-                    raise Retry(str(exc)) from exc
-                if body["metadata"].get("deletionTimestamp"):
+                body = await read_live(self._client, StaticToken.path(namespace=namespace, name=name))
+                if body is None:
                     return None
                 try:
                     return await self._reconcile(body, key)

@@ -19,6 +19,18 @@ class Retry(Exception):  # noqa: N818 - tells the caller what to do
     """A transient failure (API unavailable, write conflict): reconcile again after a backoff."""
 
 
+async def read_live(client: KubeApi, path: str) -> dict[str, Any] | None:
+    """A resource as it is now, for a reconciliation: None when it is gone or being deleted (nothing to do);
+    raises Retry when the API is unavailable."""
+    try:
+        body = await client.get(path)
+    except NotFound:
+        return None
+    except ApiUnavailable as exc:
+        raise Retry(str(exc)) from exc
+    return None if body["metadata"].get("deletionTimestamp") else body
+
+
 class StatusWriter:
     """The status writer of one resource kind."""
 
