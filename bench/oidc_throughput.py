@@ -207,20 +207,13 @@ def server_args(port: int) -> list[str]:
 
 
 def oidc_provider(dex: DexServer) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubegate.dev/v1alpha1",
-        "kind": "OIDCProvider",
-        "metadata": {"name": PROVIDER},
-        "spec": {
-            "issuerURL": dex.issuer,
-            "clientID": KUBEGATE_CLIENT.client_id,
-            "clientSecretRef": {"namespace": NAMESPACE, "name": CLIENT_SECRET, "key": "clientSecret"},
-            "caBundle": dex.ca_bundle_base64,
-            "scopes": list(DEFAULT_SCOPES),
-            "audiences": [KUBEGATE_CLIENT.client_id],
-            "introspection": True,
-        },
-    }
+    return dex.oidc_provider(
+        PROVIDER,
+        clientSecretRef={"namespace": NAMESPACE, "name": CLIENT_SECRET, "key": "clientSecret"},
+        scopes=list(DEFAULT_SCOPES),
+        audiences=[KUBEGATE_CLIENT.client_id],
+        introspection=True,
+    )
 
 
 def static_tokens(count: int) -> list[dict[str, Any]]:

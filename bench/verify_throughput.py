@@ -316,12 +316,12 @@ def report(
                 f"{f'{min(versus):.2f}-{max(versus):.2f}':>11} {go_text}"
             )
     for mode, endpoint in ENDPOINTS:
-        versus = ratios.get((VERSUS_BASELINE, mode))
-        if versus:
+        baseline = ratios.get((VERSUS_BASELINE, mode))
+        if baseline:
             print(
                 f"{endpoint}: this tree over the baseline tree, loaded at once: "
-                f"median {statistics.median(versus):.2f}, min {min(versus):.2f}, max {max(versus):.2f} "
-                f"({len(versus)} pairs)"
+                f"median {statistics.median(baseline):.2f}, min {min(baseline):.2f}, max {max(baseline):.2f} "
+                f"({len(baseline)} pairs)"
             )
 
 

@@ -142,18 +142,11 @@ def test_no_secret_outside_its_own_secret(flow: Flow, dex_fresh: DexServer) -> N
     )
     kubectl("create", "secret", "generic", "-n", op, "leak-client", f"--from-literal=clientSecret={client_secret}")
     flow.apply(
-        {
-            "apiVersion": "kubegate.dev/v1alpha1",
-            "kind": "OIDCProvider",
-            "metadata": {"name": provider},
-            "spec": {
-                "issuerURL": dex_fresh.issuer,
-                "caBundle": dex_fresh.ca_bundle_base64,
-                "clientID": "kubegate",
-                "clientSecretRef": {"namespace": op, "name": "leak-client", "key": "clientSecret"},
-                "introspection": True,
-            },
-        }
+        dex_fresh.oidc_provider(
+            provider,
+            clientSecretRef={"namespace": op, "name": "leak-client", "key": "clientSecret"},
+            introspection=True,
+        )
     )
     eventually(
         lambda: condition(kubectl.json("get", "oidcprovider", provider)).get("status") == "True",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kubegate.devcluster import ClusterState, Kubectl
-from kubegate.devcluster.dex import OTHER_CLIENT, DexServer
+from kubegate.devcluster.dex import KUBEGATE_CLIENT, OTHER_CLIENT, DexServer
 from kubegate.devcluster.processes import Child
 from support import eventually
 from support.kube import apply, token_kubeconfig, webhook_apiserver, whoami
@@ -28,7 +28,6 @@ from support.oidc import (
     call,
     client_secret,
     hmac_with_public_key,
-    provider_resource,
     resigned,
     review,
     tampered,
@@ -66,7 +65,10 @@ def oidc_server(dev_cluster: ClusterState, operator: Child, namespace: str, tmp_
 def add_provider(kubectl: Kubectl, namespace: str, name: str, dex: DexServer, **spec: Any) -> None:
     apply(kubectl, client_secret(namespace, f"{name}-client"))
     ref = {"namespace": namespace, "name": f"{name}-client"}
-    apply(kubectl, provider_resource(name, dex, clientSecretRef=ref, claims=CLAIMS, **spec))
+    resource = dex.oidc_provider(
+        name, audiences=[KUBEGATE_CLIENT.client_id], clientSecretRef=ref, claims=CLAIMS, **spec
+    )
+    apply(kubectl, resource)
     wait_provider_ready(kubectl, name)
 
 

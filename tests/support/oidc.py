@@ -19,25 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from kubegate.devcluster import Kubectl
-from kubegate.devcluster.dex import KUBEGATE_CLIENT, DexServer
+from kubegate.devcluster.dex import KUBEGATE_CLIENT
 from support import eventually
 from support.kube import condition
-
-
-def provider_resource(name: str, dex: DexServer, **spec: Any) -> dict[str, Any]:
-    """An OIDCProvider trusting `dex` (its CA as caBundle) for kubegate's client; `spec` adds or overrides."""
-    return {
-        "apiVersion": "kubegate.dev/v1alpha1",
-        "kind": "OIDCProvider",
-        "metadata": {"name": name},
-        "spec": {
-            "issuerURL": dex.issuer,
-            "clientID": KUBEGATE_CLIENT.client_id,
-            "caBundle": dex.ca_bundle_base64,
-            "audiences": [KUBEGATE_CLIENT.client_id],
-            **spec,
-        },
-    }
 
 
 def client_secret(namespace: str, name: str) -> dict[str, Any]:

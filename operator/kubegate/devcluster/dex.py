@@ -265,6 +265,21 @@ class DexServer:
             raise DevClusterError("Dex is not running; call start() first")
         return self._process.pid
 
+    def oidc_provider(self, name: str, **spec: Any) -> dict[str, Any]:
+        """An OIDCProvider resource trusting this Dex (its issuer, its CA as caBundle) for the kubegate client;
+        `spec` adds fields or overrides these."""
+        return {
+            "apiVersion": "kubegate.dev/v1alpha1",
+            "kind": "OIDCProvider",
+            "metadata": {"name": name},
+            "spec": {
+                "issuerURL": self.issuer,
+                "clientID": KUBEGATE_CLIENT.client_id,
+                "caBundle": self.ca_bundle_base64,
+                **spec,
+            },
+        }
+
     @property
     def discovery_url(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"
