@@ -3,8 +3,7 @@
 The verification engine asks `iss in providers.issuers` for every JWT before anything else, so that
 lookup is a plain set membership on a live view. A verifier that caches what it derived from a
 provider's config (parsed keys, compiled patterns) notices a change by the config object: it is the
-same object while the published Secret's content is unchanged, and a new one after any change. The
-`version` counter and `subscribe` callbacks say the same for the whole set.
+same object while the published Secret's content is unchanged, and a new one after any change.
 
 Two ways feed it: the server's reflector of the operator's Secrets (`replace`, `apply`), or a Python
 service that trusts issuers in its own process, without Kubernetes (`publish`, `withdraw`). One process uses
@@ -14,7 +13,7 @@ one of them: a reflector's list replaces everything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, KeysView
+from collections.abc import KeysView
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +51,8 @@ class Providers:
         self._by_name: dict[str, ProviderConfig] = {}
         self._by_issuer: dict[str, ProviderConfig] = {}
         self._duplicates: frozenset[tuple[str, str]] = frozenset()
-        self._subscribers: list[Callable[[frozenset[str]], None]] = []
         self.loaded = False
         """True once the first list arrived (an empty one too: then no issuer is trusted)."""
-        self.version = 0
-        """Counts the changes to the set of configs: a different value means some provider changed."""
 
     @property
     def issuers(self) -> KeysView[str]:
@@ -75,10 +71,6 @@ class Providers:
 
     def __len__(self) -> int:
         return len(self._by_name)
-
-    def subscribe(self, callback: Callable[[frozenset[str]], None]) -> None:
-        """Call `callback` with the names of the providers that appeared, changed or went, after every change."""
-        self._subscribers.append(callback)
 
     # --- in-process (no Kubernetes) -----------------------------------------------------------------
 
@@ -180,23 +172,10 @@ class Providers:
                 "OIDC providers %s and %s have the same issuer; only %s, published first, is used", kept, loser, kept
             )
         self._duplicates = frozenset(duplicates)
-        by_name = {p.config.name: p.config for p in by_issuer.values()}
-        changed = {
-            name for name in by_name.keys() | self._by_name.keys() if by_name.get(name) is not self._by_name.get(name)
-        }
-        if not changed:
-            return
         # Updated in place: `issuers` is a view of this very dict.
         self._by_issuer.clear()
         self._by_issuer.update({issuer: p.config for issuer, p in by_issuer.items()})
-        self._by_name.clear()
-        self._by_name.update(by_name)
-        self.version += 1
-        for callback in self._subscribers:
-            try:
-                callback(frozenset(changed))
-            except Exception:
-                log.exception("a subscriber to OIDC provider changes failed")
+        self._by_name = {p.config.name: p.config for p in by_issuer.values()}
 
 
 def provider_reflector(client: Source, namespace: str, providers: Providers) -> Reflector:
