@@ -111,9 +111,26 @@ class TokenReviewWebhook:
     def routes(self) -> list[Route]:
         # Public: kube-apiserver (or Pinniped) sends the credential to review in the body.
         return [
-            Route("POST", PATH, self.review, Public(), reads_body=True),
-            Route("POST", V1BETA1_PATH, self.review, Public(), reads_body=True),
+            Route("POST", PATH, self.review, Public(), reads_body=True, now=self.review_now),
+            Route("POST", V1BETA1_PATH, self.review, Public(), reads_body=True, now=self.review_now),
         ]
+
+    def review_now(self, request: Request) -> Response | None:
+        """The answer for a credential verified from memory (a static token, a seen OIDC token); None for any
+        other, having counted nothing: then `review` answers."""
+        authenticator = self._authenticator
+        if not authenticator.ready():
+            raise not_ready()
+        api_version, token, audiences = decode_review(request)
+        try:
+            authentication = authenticator.verify_credential_now(token, surface="tokenreview")
+        except Unauthenticated:
+            return _answer(api_version, _UNAUTHENTICATED)
+        except RequirementFailed as exc:
+            return _answer(api_version, _encode({"authenticated": False, "error": exc.message}))
+        if authentication is None:
+            return None
+        return self._authenticated(request, api_version, authentication, audiences)
 
     async def review(self, request: Request) -> Response:
         authenticator = self._authenticator
@@ -131,6 +148,11 @@ class TokenReviewWebhook:
         except VerifierUnavailable as exc:
             # Not "not authenticated": that answer would be cached; kube-apiserver retries a 503.
             raise unavailable(f"cannot verify the token now: {exc}") from None
+        return self._authenticated(request, api_version, authentication, audiences)
+
+    def _authenticated(
+        self, request: Request, api_version: ApiVersion, authentication: Authentication, audiences: list[str] | None
+    ) -> Response:
         request.authenticated_as(authentication)
         derived = authentication.derived
         key = self if audiences is None else (self, tuple(audiences))

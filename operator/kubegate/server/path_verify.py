@@ -57,9 +57,16 @@ class ForwardAuth:
 
     def routes(self) -> list[Route]:
         access = Authenticated(surface="verify")
-        return [Route("*", PATH, self.verify, access), Route("*", PREFIX_PATH, self.verify, access)]
+        return [
+            Route("*", PATH, self.verify, access, now=self.verify_now),
+            Route("*", PREFIX_PATH, self.verify, access, now=self.verify_now),
+        ]
 
     async def verify(self, request: Request) -> Response:
+        return self.verify_now(request)
+
+    def verify_now(self, request: Request) -> Response:
+        """The answer for the authenticated caller: it never waits."""
         authentication = caller(request)
         if request.query_string and "tail" not in request.params:
             _require_groups(authentication, request.query.getall("group", []))

@@ -41,41 +41,65 @@ class Authenticator:
 
         On every authenticated request's path, so kept flat: a static token is verified without an await.
         """
-        if not self.ready():
-            raise not_ready()
-        authorization = request.headers.getall("Authorization", ())
+        credential = self._credential(request, surface)
+        authentication = self._now(credential, surface)
+        if authentication is not None:
+            return authentication
         try:
-            # The header wins over the cookie, so the cookie is read only without one.
-            credential = credential_from(authorization, None if authorization else _cookie(request))
-        except Unauthenticated as exc:
-            self._observe(surface, exc.reason, 0.0)
-            raise unauthenticated() from None
-        try:
-            authentication = self._verified_now(credential, surface)
-            if authentication is None:
-                authentication = await self._verified_later(credential, surface, provider_hint(request))
+            return await self._verified_later(credential, surface, provider_hint(request))
         except Unauthenticated:
             raise unauthenticated() from None
         except RequirementFailed as exc:
             raise forbidden(exc.message, requirement=exc.detail) from None
         except VerifierUnavailable as exc:
             raise unavailable(f"cannot verify the credential now: {exc}") from None
-        return authentication
+
+    def authenticate_now(self, request: Request, *, surface: str) -> Authentication | None:
+        """`authenticate` for a credential that needs no waiting (a static token, a seen OIDC token); None for
+        any other, having counted nothing: then `authenticate` decides it."""
+        return self._now(self._credential(request, surface), surface)
 
     async def verify_credential(
         self, credential: str, *, surface: str, provider_hint: str | None = None
     ) -> Authentication:
         """Verify and count a credential received in a body; raises Unauthenticated, RequirementFailed,
         VerifierUnavailable."""
-        try:
-            checked = check_credential(credential)
-        except Unauthenticated as exc:
-            self._observe(surface, exc.reason, 0.0)
-            raise
+        checked = self._checked(credential, surface)
         authentication = self._verified_now(checked, surface)
         if authentication is None:
             authentication = await self._verified_later(checked, surface, provider_hint)
         return authentication
+
+    def verify_credential_now(self, credential: str, *, surface: str) -> Authentication | None:
+        """`verify_credential` for a credential that needs no waiting; None for any other, having counted
+        nothing."""
+        return self._verified_now(self._checked(credential, surface), surface)
+
+    def _checked(self, credential: str, surface: str) -> str:
+        try:
+            return check_credential(credential)
+        except Unauthenticated as exc:
+            self._observe(surface, exc.reason, 0.0)
+            raise
+
+    def _credential(self, request: Request, surface: str) -> str:
+        if not self.ready():
+            raise not_ready()
+        authorization = request.headers.getall("Authorization", ())
+        try:
+            # The header wins over the cookie, so the cookie is read only without one.
+            return credential_from(authorization, None if authorization else _cookie(request))
+        except Unauthenticated as exc:
+            self._observe(surface, exc.reason, 0.0)
+            raise unauthenticated() from None
+
+    def _now(self, credential: str, surface: str) -> Authentication | None:
+        try:
+            return self._verified_now(credential, surface)
+        except Unauthenticated:
+            raise unauthenticated() from None
+        except RequirementFailed as exc:
+            raise forbidden(exc.message, requirement=exc.detail) from None
 
     def _verified_now(self, credential: str, surface: str) -> Authentication | None:
         """Verify a well-formed credential that needs no waiting (a static token) and count the result;

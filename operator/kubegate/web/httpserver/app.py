@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 CountRequest = Callable[[str, str, int], None]
 """Counts one answered request: route template, method, status (the server's metrics)."""
-Answer = Callable[[HttpRequest], Awaitable[Response]]
+Answer = Callable[[HttpRequest], Response | Awaitable[Response]]
+"""A route's answer: a Response when it was given at once, else an awaitable of it (never raises)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +63,42 @@ class HttpApp:
 
 def _answering(route: Route, authenticator: Authenticator) -> Answer:
     # Everything a request needs is looked up once, here: this runs on every request's path.
-    handler, label = route.handler, route.path
+    handler, now, label = route.handler, route.now, route.path
     access = route.access if isinstance(route.access, Authenticated) else None
-    authenticate = authenticator.authenticate
+    authenticate, authenticate_now = authenticator.authenticate, authenticator.authenticate_now
     surface = access.surface if access is not None else ""
     requirement = access.requirement if access is not None else None
     action = access.action if access is not None else ""
 
-    async def answer(request: HttpRequest) -> Response:
+    async def later(request: HttpRequest) -> Response:
+        """The whole answer, awaited: authentication that may wait, then the handler."""
         try:
-            if access is not None:
+            if access is not None and request.authentication is None:
                 authentication = await authenticate(request, surface=surface)
                 request.authentication = authentication
                 if requirement is not None:
                     require(authentication, requirement, action=action)
             return await handler(request)
+        except ApiProblem as problem:
+            return problem.response()
+        except Exception:
+            log.exception("unexpected failure in %s %s", request.method, label)
+            return internal().response()
+
+    if now is None:
+        return later
+
+    def answer(request: HttpRequest) -> Response | Awaitable[Response]:
+        """The answer at once when neither the credential nor the handler needs waiting; else `later`."""
+        try:
+            if access is not None:
+                authentication = authenticate_now(request, surface=surface)
+                if authentication is None:
+                    return later(request)
+                request.authentication = authentication
+                if requirement is not None:
+                    require(authentication, requirement, action=action)
+            return now(request) or later(request)
         except ApiProblem as problem:
             return problem.response()
         except Exception:

@@ -18,6 +18,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import cast
 
@@ -79,6 +80,7 @@ class _Exchange:
         "path",
         "query",
         "refused",
+        "request",
         "started",
         "target",
         "token_id",
@@ -93,6 +95,7 @@ class _Exchange:
         self.refused = 0
         """The status of a refusal the protocol answers itself; 0: none."""
         self.token_id = ""
+        self.request: HttpRequest | None = None
         self.headers: list[tuple[str, str]] = []
         self.header_bytes = 0
         self.body: list[bytes] = []
@@ -265,34 +268,59 @@ class HttpProtocol(asyncio.Protocol):
         exchange = self._parsing
         assert exchange is not None
         self._parsing = None
+        if self._transport is None or self._transport.is_closing():
+            return  # pipelined behind a request that closed the connection
         self._queue.append(exchange)
         self.phase = Phase.HANDLING
         self.deadline = None
         if len(self._queue) >= self._limits.max_pipelined:
             self._pause()
         if self._answering is None:
-            self._answering = self._loop.create_task(self._answer_queue())
+            self._answer_queue()
 
     # -- answering ------------------------------------------------------------------------------------
 
-    async def _answer_queue(self) -> None:
+    def _answer_queue(self) -> None:
+        """Answer the queued requests in order: at once those whose answer needs no waiting (a static token
+        verified from memory), in a task from the first that does."""
         queue = self._queue
         while queue:
-            exchange = queue.popleft()
-            response = await self._answer(exchange)
-            if self._transport is None:
-                self._record(exchange, CLIENT_CLOSED_REQUEST)
-                queue.clear()
+            exchange = queue[0]
+            answer = self._start(exchange)
+            if not isinstance(answer, Response):
+                self._answering = self._loop.create_task(self._finish_queue(exchange, answer))
+                return
+            queue.popleft()
+            if not self._deliver(exchange, answer):
                 break
-            close = not exchange.keep_alive or self._connections.stopping
-            self._send(exchange, response, close=close)
-            if close:
-                queue.clear()
-                break
+        self._idle()
+
+    async def _finish_queue(self, exchange: _Exchange, answer: Awaitable[Response]) -> None:
+        response = await answer
+        if self._queue and self._queue[0] is exchange:
+            self._queue.popleft()
         self._answering = None
+        if self._deliver(exchange, response):
+            self._answer_queue()
+        else:
+            self._idle()
+
+    def _deliver(self, exchange: _Exchange, response: Response) -> bool:
+        """Write the answer; False when the connection is closed or closes after it."""
+        if self._transport is None:
+            self._record(exchange, CLIENT_CLOSED_REQUEST)
+            self._queue.clear()
+            return False
+        close = not exchange.keep_alive or self._connections.stopping
+        self._send(exchange, response, close=close)
+        if close:
+            self._queue.clear()
+        return not close
+
+    def _idle(self) -> None:
         self._resume()
         parsing = self._parsing
-        if self._transport is None or self._refused:
+        if self._transport is None or self._refused or self._transport.is_closing():
             return
         if parsing is None:
             self.phase = Phase.IDLE
@@ -300,7 +328,7 @@ class HttpProtocol(asyncio.Protocol):
         else:  # the next request is arriving; its deadline runs since its first byte
             self.phase = Phase.HEAD if parsing.target is None else Phase.BODY
 
-    async def _answer(self, exchange: _Exchange) -> Response:
+    def _start(self, exchange: _Exchange) -> Response | Awaitable[Response]:
         if exchange.refused:
             return refusal(exchange.refused)
         target = exchange.target
@@ -308,19 +336,17 @@ class HttpProtocol(asyncio.Protocol):
             return self._app.unmatched(target or frozenset())
         route = target.target
         request = HttpRequest(
-            method=exchange.method,
-            path=exchange.path,
-            query_string=exchange.query.decode("utf-8", "surrogateescape"),
-            headers=header_dict(exchange.headers),
-            params=target.params,
-            body=b"".join(exchange.body) if route.reads_body else b"",
-            remote=self._remote,
+            exchange.method,
+            exchange.path,
+            exchange.query.decode("utf-8", "surrogateescape"),
+            header_dict(exchange.headers),
+            target.params,
+            b"".join(exchange.body) if route.reads_body else b"",
+            self._remote,
         )
         exchange.body = []
-        response = await route.answer(request)
-        if request.authentication is not None:
-            exchange.token_id = request.authentication.id
-        return response
+        exchange.request = request
+        return route.answer(request)
 
     def _send(self, exchange: _Exchange, response: Response, *, close: bool) -> None:
         try:
@@ -337,6 +363,9 @@ class HttpProtocol(asyncio.Protocol):
             data = serialize(response, date=self._connections.date, keep_alive=False, close=True, head=False)
             close = True
         self._write(data)
+        request = exchange.request
+        if request is not None and request.authentication is not None:
+            exchange.token_id = request.authentication.id
         self._record(exchange, response.status)
         if close:
             self._close()
