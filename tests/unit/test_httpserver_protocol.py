@@ -230,3 +230,22 @@ def test_the_same_on_uvloop_which_kubegate_server_runs() -> None:
         await test_a_graceful_stop_finishes_the_answer_under_way_and_closes_idle_connections()
 
     uvloop.run(everything())
+
+
+async def test_a_header_value_with_a_line_break_is_a_500_not_a_split_answer() -> None:
+    async def splitting(request: Request) -> Response:
+        return Response(headers={"X-User": "alice\r\nX-Injected: 1"})
+
+    metrics = Metrics()
+    authenticator = Authenticator(
+        verifier=Verifier(static_tokens=StaticTokenIndex()), ready=lambda: True, observer=metrics
+    )
+    routes = [Route("GET", "/split", splitting, Public())]
+    served_app = HttpApp(routes, authenticator=authenticator, count_request=metrics.count_request)
+    async with listening(served_app, limits=LIMITS, shutdown_timeout=2.0) as listener:
+        reader, writer = await connect(int(listener.addresses[0].rpartition(":")[2]))
+        writer.write(b"GET /split HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await closed_by_server(reader, 2)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 500 ")
+    assert b"X-Injected" not in answer

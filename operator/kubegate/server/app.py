@@ -301,7 +301,7 @@ async def serve(
         )
     connection = await asyncio.to_thread(load_connection)
     async with KubeClient(connection, user_agent="kubegate-server", timeout=10.0) as client:
-        index = StaticTokenIndex()
+        index = StaticTokenIndex(authentication_cache_size=settings.authentication_cache_size)
         config = ConfigState(index)
         metrics = Metrics()
         config_gauges(metrics, config)
