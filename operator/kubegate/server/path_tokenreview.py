@@ -41,7 +41,8 @@ METHOD_EXTRA = "kubegate.dev/method"
 TOKEN_ID_EXTRA = "kubegate.dev/token-id"
 MAX_AUDIENCES = 64
 MAX_DERIVED_ANSWERS = 16
-"""Encoded statuses kept per credential; kube-apiserver sends one set of audiences (its --api-audiences)."""
+"""Answers kept per credential; kube-apiserver sends one apiVersion and one set of audiences (its
+--api-audiences)."""
 
 
 ApiVersion = Literal["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"]
@@ -155,13 +156,13 @@ class TokenReviewWebhook:
     ) -> Response:
         request.authenticated_as(authentication)
         derived = authentication.derived
-        key = self if audiences is None else (self, tuple(audiences))
-        status: bytes | None = derived.get(key)
-        if status is None:
-            status = _encode(review_status(self._settings, authentication, audiences))
+        key = (self, api_version) if audiences is None else (self, api_version, tuple(audiences))
+        answer: Response | None = derived.get(key)
+        if answer is None:
+            answer = _answer(api_version, _encode(review_status(self._settings, authentication, audiences)))
             if len(derived) < MAX_DERIVED_ANSWERS:  # each request may name other audiences
-                derived[key] = status
-        return _answer(api_version, status)
+                derived[key] = answer
+        return answer
 
 
 def review_status(
