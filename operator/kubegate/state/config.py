@@ -1,17 +1,22 @@
 """What this server knows of the validation config: the token index, whether it is loaded, how fresh it is.
 
-The watcher writes it; handlers read it, and wait on it for a change of their own to arrive.
+The watcher writes it; handlers read it, and wait on it for a change of their own to arrive. The token
+method adds provisional entries for the tokens it created, until the operator's published config carries
+them (see `add_provisional`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import Callable, Iterable
 
-from kubegate.state.static_tokens import StaticTokenIndex
+from kubegate.state.static_tokens import StaticTokenIndex, StaticTokenRecord
 from kubegate.validation_config.model import TokenEntry
+
+log = logging.getLogger(__name__)
 
 
 class ConfigState:
@@ -48,6 +53,46 @@ class ConfigState:
         """The connection to the API is lost: the copy ages from now on until `synced` is called again."""
         if self._stale_since is None:
             self._stale_since = self._clock()
+
+    # --- written by the token method --------------------------------------------------------------
+
+    def add_provisional(self, entry: TokenEntry, *, keep_for: float) -> StaticTokenRecord:
+        """Accept a token this server just created, before the operator publishes it.
+
+        The published entry supersedes it when it arrives; if it has not after `keep_for` seconds, the
+        provisional entry is dropped with a warning (the token then works nowhere until the operator
+        publishes it).
+        """
+        record = self.index.add_provisional(entry)
+        self._notify()
+        digest = bytes.fromhex(entry.sha256)
+        asyncio.get_running_loop().call_later(keep_for, self._give_up, digest, entry, keep_for)
+        return record
+
+    def drop_provisional(self, token_id: str) -> None:
+        """The StaticToken of `token_id` was deleted through this server: stop accepting a provisional entry."""
+        digest = self.index.digest_of(token_id)
+        if digest is not None and self.index.drop_provisional(digest):
+            self._notify()
+
+    def expire_provisional(self, token_id: str, at: float) -> None:
+        """The StaticToken of `token_id` got an expiry through this server: a provisional entry takes it too."""
+        if self.index.expire_provisional(token_id, at):
+            self._notify()
+
+    def _give_up(self, digest: bytes, entry: TokenEntry, waited: float) -> None:
+        if self.index.drop_provisional(digest):
+            self._notify()
+            log.warning(
+                "token %s (StaticToken %s/%s) was not in the published validation config %.0fs after it was "
+                "created; this server stops accepting it until the operator publishes it: check that the "
+                "operator runs and watches namespace %s",
+                entry.token_id,
+                entry.namespace,
+                entry.name,
+                waited,
+                entry.namespace,
+            )
 
     # --- read by handlers and metrics -------------------------------------------------------------
 
