@@ -9,9 +9,11 @@ installs the CRDs, runs `kubegate operator` and two `kubegate server` replicas f
 replica A, round after round:
 - sequential: `--sequential` creates one after another: p50/p99 ms per token;
 - concurrent: `--total` creates by `--clients` clients at once: tokens per second, p50/p99 ms;
-- elsewhere: for `--sample` new tokens, whether replica A accepts each on its answer, and the seconds until
-  replica B does (B learns of it from the operator's published validation config).
-Then it waits (bounded) until the operator made every StaticToken Ready, and prints how long that took.
+- drained: the seconds from the end of the concurrent run until replica B accepts every token of it (B
+  learns of a token from the operator's published validation config, so this is the operator's backlog);
+- elsewhere: then, one at a time, for `--sample` new tokens, whether replica A accepts each on its answer,
+  and the seconds until replica B does.
+At the end it waits (bounded) until the operator made every StaticToken Ready, and prints how long that took.
 
 Beside it, the same sequential and concurrent runs go to a Flipt-shaped stand-in: an aiohttp app that does
 what Flipt's token creation does with its default SQLite storage (generate a token, hash it, insert a row,
@@ -62,6 +64,7 @@ class Run:
     """Seconds per create."""
     seconds: float
     """Wall time of the whole run."""
+    tokens: list[str]
 
     @property
     def rate(self) -> float:
@@ -77,17 +80,18 @@ Create = Callable[[aiohttp.ClientSession, int], Awaitable[str]]
 async def run(http: aiohttp.ClientSession, create: Create, *, total: int, clients: int) -> Run:
     """`total` creates by `clients` clients at once (1: one after another)."""
     latencies: list[float] = []
+    tokens: list[str] = []
     numbers = iter(range(total))
 
     async def client() -> None:
         for n in numbers:
             started = time.perf_counter()
-            await create(http, n)
+            tokens.append(await create(http, n))
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    return Run(latencies, time.perf_counter() - started)
+    return Run(latencies, time.perf_counter() - started, tokens)
 
 
 def kubegate_create(url: str, admin: str) -> Create:
@@ -107,6 +111,17 @@ def kubegate_create(url: str, admin: str) -> Create:
 async def accepted(http: aiohttp.ClientSession, url: str, token: str) -> bool:
     async with http.get(url + "/auth/v1/self", headers={"Authorization": f"Bearer {token}"}) as response:
         return response.status == 200
+
+
+async def drained(http: aiohttp.ClientSession, url: str, tokens: list[str]) -> float:
+    """Seconds until the replica at `url` accepts every one of `tokens` (none is ever dropped again)."""
+    started = time.perf_counter()
+    for token in tokens:
+        while not await accepted(http, url, token):
+            if time.perf_counter() - started > ALL_READY_TIMEOUT:
+                raise RuntimeError(f"replica B did not accept the burst's tokens within {ALL_READY_TIMEOUT:.0f}s")
+            await asyncio.sleep(POLL * 10)
+    return time.perf_counter() - started
 
 
 async def elsewhere(http: aiohttp.ClientSession, create: Create, a: str, b: str, sample: int) -> list[float]:
@@ -229,11 +244,16 @@ async def measure(args: argparse.Namespace, urls: tuple[str, str], admin: str, k
             await run(http, create, total=10, clients=1)  # warm-up: connections, caches
         created = 10
         waits: list[float] = []
+        backlogs: list[float] = []
         for round_ in range(1, args.rounds + 1):
             print(f"round {round_}/{args.rounds}", flush=True)
             for system, create in systems.items():
                 note(system, "sequential", await run(http, create, total=args.sequential, clients=1))
-                note(system, f"{args.clients} clients", await run(http, create, total=args.total, clients=args.clients))
+                burst = await run(http, create, total=args.total, clients=args.clients)
+                note(system, f"{args.clients} clients", burst)
+                if system == "kubegate":
+                    backlogs.append(await drained(http, b, burst.tokens))
+                    print(f"  replica B accepted all {args.total} {backlogs[-1]:.1f}s after the burst", flush=True)
             waits += await elsewhere(http, systems["kubegate"], a, b, args.sample)
             created += args.sequential + args.total + args.sample
         ready, took = await all_ready(kubectl, created)
@@ -245,9 +265,13 @@ async def measure(args: argparse.Namespace, urls: tuple[str, str], admin: str, k
             f"RESULT {key:<26} p50 ms {spread(figures['p50'], '.1f'):<20} p99 ms {spread(figures['p99'], '.1f'):<20} "
             f"tokens/s {spread(figures['rate'], '.1f')}"
         )
+    print(
+        f"RESULT replica B accepts every token of a {args.clients}-client burst of {args.total}: "
+        f"{spread(backlogs, '.1f')} s after the burst"
+    )
     quantiles = statistics.quantiles(waits, n=100, method="inclusive")
     print(
-        f"RESULT replica B accepts a new token (n={len(waits)}; A accepted each on its answer): "
+        f"RESULT replica B accepts a token created alone (n={len(waits)}; A accepted each on its answer): "
         f"p50 {quantiles[49]:.2f}s, p99 {quantiles[98]:.2f}s, max {max(waits):.2f}s"
     )
     print(f"RESULT operator made {ready}/{created} API-created StaticTokens Ready {took:.0f}s after the last create")

@@ -50,6 +50,9 @@ class FakeTokenStore:
         self.deleted: list[tuple[str, str]] = []
         self.expired: list[tuple[str, str, datetime]] = []
         self.published: list[TokenEntry] = []
+        self.removed_elsewhere: set[tuple[str, str]] = set()
+        """StaticTokens deleted behind the server's back (with kubectl, say)."""
+        self.exists_error: BaseException | None = None
         """What the fake operator publishes (after `propagation_delay`) for the StaticTokens created."""
 
     async def create(self, resource: dict[str, Any]) -> CreatedToken:
@@ -73,6 +76,12 @@ class FakeTokenStore:
         self.published.append(entry)
         self._later(lambda: self._harness.put(entry))
         return created
+
+    async def exists(self, namespace: str, name: str, *, uid: str) -> bool:
+        if self.exists_error is not None:
+            raise self.exists_error
+        known = any(e.token_id == uid for e in self.published)
+        return known and (namespace, name) not in self.removed_elsewhere and (namespace, name) not in self.deleted
 
     async def delete(self, namespace: str, name: str) -> None:
         self.deleted.append((namespace, name))

@@ -233,23 +233,39 @@ async def test_broken_requests_are_4xx(data: str | bytes, content_type: str, sta
         assert status_of(await response.json()).code in (3, 8)
 
 
-async def test_a_token_the_operator_never_publishes_stops_working_here_after_the_wait_timeout(
+async def test_a_token_the_operator_is_late_to_publish_keeps_working_here_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=0.3))
+    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=0.2))
     harness.store.propagation_delay = None
     admin = harness.admin()
     async with harness.client() as client:
         response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
-        assert response.status == 200
         token = (await response.json())["clientToken"]
+        await asyncio.sleep(0.7)  # three checks
         assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
-        await asyncio.sleep(0.5)
-        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
-    (warning,) = [r for r in caplog.records if "was not in the published validation config" in r.getMessage()]
+        harness.store.exists_error = ApiUnavailable("down")
+        await asyncio.sleep(0.3)
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+    (warning,) = [r for r in caplog.records if "is not in the published validation config" in r.getMessage()]
     assert warning.levelname == "WARNING"
+    assert "only this server accepts it" in warning.getMessage()
     assert token not in caplog.text
     assert hash_token(token) not in caplog.text
+
+
+async def test_a_token_deleted_elsewhere_before_it_was_published_stops_working_here_after_the_wait_timeout() -> None:
+    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=0.2))
+    harness.store.propagation_delay = None
+    admin = harness.admin()
+    async with harness.client() as client:
+        response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
+        token = (await response.json())["clientToken"]
+        (created,) = harness.store.created
+        harness.store.removed_elsewhere.add((created["metadata"]["namespace"], created["metadata"]["name"]))
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+        await asyncio.sleep(0.4)
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
 
 
 async def test_an_expiry_holds_before_the_operator_publishes_the_token() -> None:

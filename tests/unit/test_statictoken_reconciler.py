@@ -249,6 +249,24 @@ async def test_a_token_known_by_its_hash_is_published_from_the_spec_without_a_se
         assert token not in json.dumps(op.kube.objects)
 
 
+async def test_the_servers_store_tells_whether_the_very_statictoken_it_created_exists() -> None:
+    async with running() as op:
+        store = KubeStaticTokenStore(op.kube)
+        resource = {
+            "apiVersion": StaticToken.api_version,
+            "kind": StaticToken.kind,
+            "metadata": {"name": "token-abc", "namespace": NS},
+            "spec": {"tokenHash": hash_token("t" * 44)},
+        }
+        created = await store.create(resource)
+        assert await store.exists(NS, "token-abc", uid=created.uid)
+        assert not await store.exists(NS, "token-abc", uid="another-object-of-the-same-name")
+        op.resource("token-abc")["metadata"]["deletionTimestamp"] = format_time(T0)
+        assert not await store.exists(NS, "token-abc", uid=created.uid)
+        await store.delete(NS, "token-abc")
+        assert not await store.exists(NS, "token-abc", uid=created.uid)
+
+
 async def test_a_token_known_by_its_hash_expires_as_its_spec_says() -> None:
     async with running() as op:
         op.add("token-x", {"tokenHash": hash_token("x" * 44), "expiresAt": format_time(T0 + timedelta(hours=1))})

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import time
 from collections.abc import Callable, Iterable
 
 from kubegate.state.static_tokens import StaticTokenIndex, StaticTokenRecord
 from kubegate.validation_config.model import TokenEntry
-
-log = logging.getLogger(__name__)
 
 
 class ConfigState:
@@ -56,21 +53,19 @@ class ConfigState:
 
     # --- written by the token method --------------------------------------------------------------
 
-    def add_provisional(self, entry: TokenEntry, *, keep_for: float) -> StaticTokenRecord:
-        """Accept a token this server just created, before the operator publishes it.
-
-        The published entry supersedes it when it arrives; if it has not after `keep_for` seconds, the
-        provisional entry is dropped with a warning (the token then works nowhere until the operator
-        publishes it).
-        """
+    def add_provisional(self, entry: TokenEntry) -> StaticTokenRecord:
+        """Accept a token this server just created, before the operator publishes it; the published entry
+        supersedes it when it arrives."""
         record = self.index.add_provisional(entry)
         self._notify()
-        digest = bytes.fromhex(entry.sha256)
-        asyncio.get_running_loop().call_later(keep_for, self._give_up, digest, entry, keep_for)
         return record
 
+    def is_provisional(self, entry: TokenEntry) -> bool:
+        """Whether `entry` is still held provisionally: not yet published, nor dropped."""
+        return self.index.provisional(bytes.fromhex(entry.sha256)) is not None
+
     def drop_provisional(self, token_id: str) -> None:
-        """The StaticToken of `token_id` was deleted through this server: stop accepting a provisional entry."""
+        """The StaticToken of `token_id` is gone: stop accepting a provisional entry of it."""
         digest = self.index.digest_of(token_id)
         if digest is not None and self.index.drop_provisional(digest):
             self._notify()
@@ -79,20 +74,6 @@ class ConfigState:
         """The StaticToken of `token_id` got an expiry through this server: a provisional entry takes it too."""
         if self.index.expire_provisional(token_id, at):
             self._notify()
-
-    def _give_up(self, digest: bytes, entry: TokenEntry, waited: float) -> None:
-        if self.index.drop_provisional(digest):
-            self._notify()
-            log.warning(
-                "token %s (StaticToken %s/%s) was not in the published validation config %.0fs after it was "
-                "created; this server stops accepting it until the operator publishes it: check that the "
-                "operator runs and watches namespace %s",
-                entry.token_id,
-                entry.namespace,
-                entry.name,
-                waited,
-                entry.namespace,
-            )
 
     # --- read by handlers and metrics -------------------------------------------------------------
 

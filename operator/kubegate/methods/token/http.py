@@ -5,6 +5,11 @@ As Flipt does, the server generates the token and stores only its hash: it creat
 (a provisional entry in its copy of the validation config) and returns the plaintext, once. The operator
 then publishes the hash for every replica, with the StaticToken's uid as the token id; no Secret is written.
 
+A provisional entry lasts until the published config carries the token, or the token is deleted through
+this server. When the config has not carried it after `--token-wait-timeout`, the server looks at the
+StaticToken: gone (deleted with kubectl, say), the entry is dropped; still there, the operator is only late
+(down, or behind a burst of creates): the entry stays, with a warning, and is looked at again as often.
+
 The StaticToken's name is chosen here rather than by the API server (generateName), so that a create whose
 answer was lost can be undone: no StaticToken is left whose token nobody holds.
 """
@@ -82,6 +87,7 @@ class TokenMethod:
         self._settings = settings
         self._store = store
         self._config = config
+        self._checks: set[asyncio.Task[None]] = set()
 
     def routes(self) -> list[Route]:
         access = Authenticated(
@@ -107,9 +113,50 @@ class TokenMethod:
         except ApiError as exc:
             raise from_kube(exc, f"create a StaticToken in namespace {namespace}") from None
         entry = _entry(body, created, hash_token(token))
-        record = self._config.add_provisional(entry, keep_for=settings.token_wait_timeout)
+        record = self._config.add_provisional(entry)
+        self._check_later(entry, late=False)
         log.info("created token %s (StaticToken %s/%s) for %s", created.uid, namespace, created.name, requested_by)
         return json_response(CreateTokenResponse(client_token=token, authentication=record.authentication()))
+
+    def _check_later(self, entry: TokenEntry, *, late: bool) -> None:
+        def start() -> None:
+            task = asyncio.create_task(self._check(entry, late=late), name=f"provisional-{entry.token_id}")
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+
+        asyncio.get_running_loop().call_later(self._settings.token_wait_timeout, start)
+
+    async def _check(self, entry: TokenEntry, *, late: bool) -> None:
+        """The published config has not carried the token in time: drop it if its StaticToken is gone."""
+        if not self._config.is_provisional(entry):
+            return
+        try:
+            exists = await self._store.exists(entry.namespace, entry.name, uid=entry.token_id)
+        except (ApiError, ApiUnavailable) as exc:
+            log.debug("cannot tell whether StaticToken %s/%s exists (%s)", entry.namespace, entry.name, exc)
+            exists = True  # the memory serves while the API is away, as for the published config
+        if not exists:
+            self._config.drop_provisional(entry.token_id)
+            log.info(
+                "token %s: StaticToken %s/%s was deleted before the operator published it; this server no longer "
+                "accepts it",
+                entry.token_id,
+                entry.namespace,
+                entry.name,
+            )
+            return
+        if not late:
+            log.warning(
+                "token %s (StaticToken %s/%s) is not in the published validation config %.0fs after it was created: "
+                "only this server accepts it until the operator publishes it; check that the operator runs and "
+                "watches namespace %s",
+                entry.token_id,
+                entry.namespace,
+                entry.name,
+                self._settings.token_wait_timeout,
+                entry.namespace,
+            )
+        self._check_later(entry, late=True)
 
     async def _undo(self, namespace: str, name: str, why: str) -> ApiProblem:
         """Delete a StaticToken whose token cannot be returned, so that no token exists that nobody holds."""

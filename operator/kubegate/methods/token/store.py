@@ -33,6 +33,11 @@ class StaticTokenStore(Protocol):
         """Create the StaticToken; raises the kube errors (ApiError, ApiUnavailable) of the call."""
         ...
 
+    async def exists(self, namespace: str, name: str, *, uid: str) -> bool:
+        """Whether this StaticToken (this very object: `uid`) exists and is not being deleted; raises ApiError,
+        ApiUnavailable."""
+        ...
+
     async def delete(self, namespace: str, name: str) -> None:
         """Delete the StaticToken (done if it is gone already); raises ApiError, ApiUnavailable."""
         ...
@@ -50,6 +55,14 @@ class KubeStaticTokenStore:
         namespace = resource["metadata"]["namespace"]
         created = await self._client.create(StaticToken.path(namespace=namespace), resource)
         return created_token(created)
+
+    async def exists(self, namespace: str, name: str, *, uid: str) -> bool:
+        try:
+            body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
+        except NotFound:
+            return False
+        meta = body["metadata"]
+        return bool(meta.get("uid") == uid and not meta.get("deletionTimestamp"))
 
     async def delete(self, namespace: str, name: str) -> None:
         try:
