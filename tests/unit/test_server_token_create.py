@@ -7,8 +7,10 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from server_harness import Harness, bearer
 
 from kubegate.contracts.token_format import hash_token, is_generated_shape
@@ -233,15 +235,26 @@ async def test_broken_requests_are_4xx(data: str | bytes, content_type: str, sta
         assert status_of(await response.json()).code in (3, 8)
 
 
+def _unpublished(*, wait: float = 1.0) -> tuple[Harness, str]:
+    """A server whose operator never publishes, and an admin token for it."""
+    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=wait))
+    harness.store.propagation_delay = None
+    return harness, harness.admin()
+
+
+async def _created(client: TestClient[Any, Any], admin: str, body: dict[str, Any] = FLIPT_BODY) -> dict[str, Any]:
+    response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=body)
+    assert response.status == 200, await response.text()
+    created: dict[str, Any] = await response.json()
+    return created
+
+
 async def test_a_token_the_operator_is_late_to_publish_keeps_working_here_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=0.2))
-    harness.store.propagation_delay = None
-    admin = harness.admin()
+    harness, admin = _unpublished(wait=0.2)
     async with harness.client() as client:
-        response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
-        token = (await response.json())["clientToken"]
+        token = (await _created(client, admin))["clientToken"]
         await asyncio.sleep(0.7)  # three checks
         assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
         harness.store.exists_error = ApiUnavailable("down")
@@ -255,12 +268,9 @@ async def test_a_token_the_operator_is_late_to_publish_keeps_working_here_with_o
 
 
 async def test_a_token_deleted_elsewhere_before_it_was_published_stops_working_here_after_the_wait_timeout() -> None:
-    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=0.2))
-    harness.store.propagation_delay = None
-    admin = harness.admin()
+    harness, admin = _unpublished(wait=0.2)
     async with harness.client() as client:
-        response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
-        token = (await response.json())["clientToken"]
+        token = (await _created(client, admin))["clientToken"]
         (created,) = harness.store.created
         harness.store.removed_elsewhere.add((created["metadata"]["namespace"], created["metadata"]["name"]))
         assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
@@ -269,30 +279,20 @@ async def test_a_token_deleted_elsewhere_before_it_was_published_stops_working_h
 
 
 async def test_an_expiry_holds_before_the_operator_publishes_the_token() -> None:
-    harness = Harness()
-    harness.store.propagation_delay = None
-    admin = harness.admin()
+    harness, admin = _unpublished()
     soon = datetime.now(UTC) + timedelta(seconds=1)
     async with harness.client() as client:
-        response = await client.post(
-            "/auth/v1/method/token", headers=bearer(admin), json={"name": "brief", "expiresAt": soon.isoformat()}
-        )
-        token = (await response.json())["clientToken"]
+        token = (await _created(client, admin, {"name": "brief", "expiresAt": soon.isoformat()}))["clientToken"]
         assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
         await asyncio.sleep((soon - datetime.now(UTC)).total_seconds() + 0.05)
         assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
 
 
 async def test_deleting_or_expiring_a_token_before_the_operator_publishes_it_works_at_once() -> None:
-    harness = Harness()
-    harness.store.propagation_delay = None
-    admin = harness.admin()
+    harness, admin = _unpublished()
     async with harness.client() as client:
-        tokens = []
-        for name in ("deleted", "expired"):
-            response = await client.post("/auth/v1/method/token", headers=bearer(admin), json={"name": name})
-            tokens.append(await response.json())
-        deleted, expired = tokens
+        deleted = await _created(client, admin, {"name": "deleted"})
+        expired = await _created(client, admin, {"name": "expired"})
         gone = await client.delete(f"/auth/v1/tokens/{deleted['authentication']['id']}", headers=bearer(admin))
         assert gone.status == 200, await gone.text()
         assert (await client.get("/auth/v1/self", headers=bearer(deleted["clientToken"]))).status == 401
@@ -304,11 +304,9 @@ async def test_deleting_or_expiring_a_token_before_the_operator_publishes_it_wor
 
 
 async def test_a_created_token_is_listed_and_read_by_id_at_once() -> None:
-    harness = Harness()
-    harness.store.propagation_delay = None
-    admin = harness.admin()
+    harness, admin = _unpublished()
     async with harness.client() as client:
-        body = await (await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)).json()
+        body = await _created(client, admin)
         token_id = body["authentication"]["id"]
         listed = await (await client.get("/auth/v1/tokens", headers=bearer(admin))).json()
         assert token_id in [a["id"] for a in listed["authentications"]]
