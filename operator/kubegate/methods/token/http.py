@@ -101,7 +101,8 @@ class TokenMethod:
         body = read_json(request, CreateTokenRequest)
         namespace = _namespace(settings, body.namespace_key)
         token = generate_token(settings.static_token_prefix)
-        resource = _resource(body, namespace=namespace, requested_by=requested_by, token_hash=hash_token(token))
+        token_hash = hash_token(token)
+        resource = _resource(body, namespace=namespace, requested_by=requested_by, token_hash=token_hash)
         name = resource["metadata"]["name"]
         try:
             created = await self._store.create(resource)
@@ -112,7 +113,7 @@ class TokenMethod:
             ) from None
         except ApiError as exc:
             raise from_kube(exc, f"create a StaticToken in namespace {namespace}") from None
-        entry = _entry(body, created, hash_token(token))
+        entry = _entry(body, created, token_hash)
         record = self._config.add_provisional(entry)
         self._check_later(entry, late=False)
         log.info("created token %s (StaticToken %s/%s) for %s", created.uid, namespace, created.name, requested_by)
