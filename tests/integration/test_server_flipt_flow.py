@@ -34,6 +34,12 @@ async def test_flipt_documented_flow(server: ServerProcess, operator: Child, kub
             assert time.monotonic() < deadline, "the bootstrap token never became valid"
             await _pause()
 
+        # A bad body is a 400 naming the field, and creates nothing.
+        bad = await http.post("/auth/v1/method/token", headers=admin, json={"name": "", "expiresAt": "soon"})
+        assert bad.status == 400
+        assert {"name", "expiresAt"} <= set(status_of(await bad.json()).fields)
+        assert kubectl.json("get", "statictokens", "-n", namespace, "-l", "kubegate.dev/created-by")["items"] == []
+
         # The call from Flipt's documentation, with only the host changed.
         started = time.monotonic()
         created = await http.post(
