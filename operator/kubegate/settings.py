@@ -224,6 +224,14 @@ class ServerSettings(BaseModel):
     """Most calls in flight to one OIDC provider at once; beyond that a request needing one gets 503."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     """Largest request body accepted; larger bodies get 413."""
+    idle_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Seconds a keep-alive connection may sit idle between requests (or before its first) before it is closed."""
+    header_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a client has to send a request's headers, from its first byte; then 408 and the connection closes."""
+    body_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Seconds a client has to send a request's body once its headers arrived; then 408 and the connection closes."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Worker processes sharing the listening socket, each a full replica with its own watchers (see README)."""
     access_log: bool = True
     """Log one line per request (method, route, status, duration; never headers, cookies or query strings)."""
     log_level: LogLevel = "INFO"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
+import ssl
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -16,15 +16,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+import aiohttp
 
 from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
 from kubegate.methods.token.store import CreatedToken
-from kubegate.server.app import ServerParts, build_app, config_gauges
+from kubegate.server.app import ServerParts, build_app, config_gauges, limits
 from kubegate.server.deny_list import DenyListWriter
 from kubegate.server.metrics import Metrics
 from kubegate.settings import ADMIN_GROUP, ServerSettings
@@ -33,7 +32,8 @@ from kubegate.state.revocations import Revocations
 from kubegate.validation_config.model import TokenEntry
 from kubegate.verify import OidcVerifier, StaticTokenIndex, Verifier
 from kubegate.verify.client_tokens import JwksClientTokenVerifier
-from kubegate.web.aiohttp_adapter.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
+from kubegate.web.httpserver.access_log import AccessLog
+from kubegate.web.httpserver.listener import listening
 
 SOURCE = "kubegate-static-tokens-1-000"
 
@@ -214,29 +214,24 @@ class Harness:
         self.config.replace_source(SOURCE, uuid.uuid4().hex, self._entries[SOURCE])
 
     @asynccontextmanager
-    async def client(self) -> AsyncIterator[TestClient[Any, Any]]:
-        async with TestClient(TestServer(build_app(self.parts))) as client:
+    async def client(self) -> AsyncIterator[aiohttp.ClientSession]:
+        """A client of this server, served on a free loopback port; paths are relative to it."""
+        async with self.serve() as served, aiohttp.ClientSession(served.url) as client:
             yield client
 
     @asynccontextmanager
-    async def serve(self) -> AsyncIterator[Served]:
+    async def serve(self, *, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Served]:
         """Serve on a free loopback port with kubegate's access log, as `kubegate server` does."""
         served = Served()
-        runner = web.AppRunner(
+        async with listening(
             build_app(self.parts),
-            access_log_class=AccessLogger.bound_to(served.sink),
-            access_log=logging.getLogger(LOGGER_NAME),
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        served.port = server.sockets[0].getsockname()[1]
-        try:
+            limits=limits(self.settings),
+            ssl_context=ssl_context,
+            access_log=served.sink,
+            shutdown_timeout=2.0,
+        ) as listener:
+            served.port = int(listener.addresses[0].rpartition(":")[2])
             yield served
-        finally:
-            await runner.cleanup()
 
 
 class Served:
@@ -245,7 +240,7 @@ class Served:
     def __init__(self) -> None:
         self.port = 0
         self._stream = io.StringIO()
-        self.sink = AccessLogSink(self._stream)
+        self.sink = AccessLog(self._stream)
 
     @property
     def url(self) -> str:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from server_harness import Harness, bearer
 
-from kubegate.web.aiohttp_adapter.access_log import LOGGER_NAME, AccessLogger, AccessLogSink
+from kubegate.web.httpserver.access_log import LOGGER_NAME, AccessLog
 
 
 async def test_lines_name_the_route_and_token_id_but_no_secret(caplog: pytest.LogCaptureFixture) -> None:
@@ -36,14 +36,19 @@ async def test_lines_name_the_route_and_token_id_but_no_secret(caplog: pytest.Lo
 
 
 async def test_disabled_below_info() -> None:
-    logger = logging.getLogger(LOGGER_NAME + ".quiet")
+    logger = logging.getLogger(LOGGER_NAME)
+    level = logger.level
     logger.setLevel(logging.WARNING)
-    assert not AccessLogger.bound_to(AccessLogSink(io.StringIO()))(logger, "").enabled
+    try:
+        assert not AccessLog.enabled()
+    finally:
+        logger.setLevel(level)
+    assert AccessLog.enabled() == logger.isEnabledFor(logging.INFO)
 
 
 async def test_the_sink_flushes_on_its_own() -> None:
     stream = io.StringIO()
-    sink = AccessLogSink(stream)
+    sink = AccessLog(stream)
     sink.add("one\n")
     task = asyncio.create_task(sink.run())
     for _ in range(50):

@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientSession
 from server_harness import FakeConfigMaps, Harness, bearer
 
 from kubegate.client_tokens import keys
@@ -67,7 +67,7 @@ async def _labels(namespace: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def setup() -> AsyncIterator[tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps]]:
+async def setup() -> AsyncIterator[tuple[Harness, Reviews, ClientSession, FakeConfigMaps]]:
     settings = ServerSettings(insecure_http=True, token_wait_timeout=1.0, issuer_url=ISSUER)
     harness = Harness(settings)
     signing = SigningKeys()
@@ -94,12 +94,12 @@ async def setup() -> AsyncIterator[tuple[Harness, Reviews, TestClient[Any, Any],
         yield harness, reviews, client, configmaps
 
 
-async def _exchange(client: TestClient[Any, Any], **kwargs: Any) -> Any:
+async def _exchange(client: ClientSession, **kwargs: Any) -> Any:
     return await client.post("/auth/v1/method/kubernetes/serviceaccount", **kwargs)
 
 
 async def test_flipt_documented_call_works(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps],
 ) -> None:
     _, reviews, client, _ = setup
     # curl --data sends a form content type and the snake_case field name.
@@ -139,7 +139,7 @@ async def test_flipt_documented_call_works(
 
 
 async def test_json_with_camel_case_works_and_the_expiry_is_capped(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps],
 ) -> None:
     _, reviews, client, _ = setup
     reviews.outcome = ReviewedAccount(
@@ -180,7 +180,7 @@ async def test_json_with_camel_case_works_and_the_expiry_is_capped(
     ],
 )
 async def test_refusals_say_which_rule_only_of_valid_tokens(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps],
     outcome: Any,
     status: int,
     fragment: str,
@@ -209,7 +209,7 @@ async def test_refusals_say_which_rule_only_of_valid_tokens(
     ],
 )
 async def test_tokens_no_binding_could_admit_cost_no_review_and_look_invalid(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps], token: str
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps], token: str
 ) -> None:
     _, reviews, client, _ = setup
     reviews.outcome = ReviewRefused("the Kubernetes API server refused the service-account token: invalid")
@@ -234,14 +234,14 @@ async def test_tokens_no_binding_could_admit_cost_no_review_and_look_invalid(
     ],
 )
 async def test_bad_bodies_are_4xx(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps], kwargs: dict[str, Any], status: int
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps], kwargs: dict[str, Any], status: int
 ) -> None:
     _, _, client, _ = setup
     response = await _exchange(client, **kwargs)
     assert response.status == status
 
 
-async def test_discovery_and_jwks(setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps]) -> None:
+async def test_discovery_and_jwks(setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps]) -> None:
     harness, _, client, _ = setup
     discovery = await (await client.get("/.well-known/openid-configuration")).json()
     assert discovery["issuer"] == ISSUER
@@ -256,7 +256,7 @@ async def test_discovery_and_jwks(setup: tuple[Harness, Reviews, TestClient[Any,
 
 
 async def test_revoking_a_client_token_by_id_and_by_itself(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps],
 ) -> None:
     harness, _, client, configmaps = setup
     first = await (await _exchange(client, json={"serviceAccountToken": SA_TOKEN})).json()
@@ -276,7 +276,7 @@ async def test_revoking_a_client_token_by_id_and_by_itself(
 
 
 async def test_a_rotated_key_keeps_old_tokens_valid_and_signs_new_ones(
-    setup: tuple[Harness, Reviews, TestClient[Any, Any], FakeConfigMaps],
+    setup: tuple[Harness, Reviews, ClientSession, FakeConfigMaps],
 ) -> None:
     harness, _, client, _ = setup
     assert harness.signing_keys is not None

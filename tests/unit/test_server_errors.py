@@ -4,17 +4,15 @@ integer, kubegate's reason in a typed detail, field violations for bad input."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse, ClientSession
 from server_harness import Harness, bearer
 
 from kubegate.verify import COOKIE_NAME
 from support.flipt import status_of
 
-Call = Callable[[TestClient[Any, Any], str], Awaitable[ClientResponse]]
+Call = Callable[[ClientSession, str], Awaitable[ClientResponse]]
 TOKEN_PATH = "/auth/v1/method/token"
 
 CASES: list[tuple[str, Call, int, int, str]] = [

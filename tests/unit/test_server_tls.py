@@ -9,12 +9,10 @@ import ssl
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from cryptography import x509
 from server_harness import Harness
 
 from kubegate.devcluster.certs import CertificateAuthority, generate_ca, issue_serving_certificate
-from kubegate.server.app import build_app
 from kubegate.server.tls import ReloadingTLS
 
 
@@ -44,41 +42,35 @@ async def test_changed_files_are_served_to_new_connections(tmp_path: Path, caplo
     cert_file.write_bytes(first_cert)
     key_file.write_bytes(first_key)
     tls = ReloadingTLS(cert_file=str(cert_file), key_file=str(key_file), interval=0.05)
-    runner = web.AppRunner(build_app(Harness().parts))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.context)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    port = server.sockets[0].getsockname()[1]
-    reload_task = asyncio.create_task(tls.run())
-    try:
-        assert await served_name(port, ca) == "CN=first"
+    async with Harness().serve(ssl_context=tls.context) as served:
+        port = served.port
+        reload_task = asyncio.create_task(tls.run())
+        try:
+            assert await served_name(port, ca) == "CN=first"
 
-        # A certificate without its key (a renewal half written) is not installed.
-        second_cert, second_key = issue(ca, "second")
-        cert_file.write_bytes(second_cert)
-        await asyncio.sleep(0.3)
-        assert tls.reloads == 0
-        assert "do not form a valid pair" in caplog.text
-        assert await served_name(port, ca) == "CN=first"
+            # A certificate without its key (a renewal half written) is not installed.
+            second_cert, second_key = issue(ca, "second")
+            cert_file.write_bytes(second_cert)
+            await asyncio.sleep(0.3)
+            assert tls.reloads == 0
+            assert "do not form a valid pair" in caplog.text
+            assert await served_name(port, ca) == "CN=first"
 
-        key_file.write_bytes(second_key)
-        for _ in range(100):
-            if tls.reloads:
-                break
-            await asyncio.sleep(0.05)
-        assert tls.reloads == 1
-        assert await served_name(port, ca) == "CN=second"
+            key_file.write_bytes(second_key)
+            for _ in range(100):
+                if tls.reloads:
+                    break
+                await asyncio.sleep(0.05)
+            assert tls.reloads == 1
+            assert await served_name(port, ca) == "CN=second"
 
-        # Unreadable files keep the current certificate too.
-        key_file.unlink()
-        await asyncio.sleep(0.2)
-        assert await served_name(port, ca) == "CN=second"
-    finally:
-        reload_task.cancel()
-        await asyncio.gather(reload_task, return_exceptions=True)
-        await runner.cleanup()
+            # Unreadable files keep the current certificate too.
+            key_file.unlink()
+            await asyncio.sleep(0.2)
+            assert await served_name(port, ca) == "CN=second"
+        finally:
+            reload_task.cancel()
+            await asyncio.gather(reload_task, return_exceptions=True)
 
 
 def test_a_broken_pair_at_start_is_refused(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 from server_harness import Harness, bearer
 
 from kubegate.contracts.token_format import hash_token, is_generated_shape
@@ -242,7 +242,7 @@ def _unpublished(*, wait: float = 1.0) -> tuple[Harness, str]:
     return harness, harness.admin()
 
 
-async def _created(client: TestClient[Any, Any], admin: str, body: dict[str, Any] = FLIPT_BODY) -> dict[str, Any]:
+async def _created(client: aiohttp.ClientSession, admin: str, body: dict[str, Any] = FLIPT_BODY) -> dict[str, Any]:
     response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=body)
     assert response.status == 200, await response.text()
     created: dict[str, Any] = await response.json()

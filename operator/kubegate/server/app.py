@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,11 @@ from kubegate.verify.oidc.access_tokens import OidcAccessTokenVerifier
 from kubegate.verify.oidc.opaque import OpaqueOidcVerifier
 from kubegate.verify.oidc.provider_http import ProviderHttp
 from kubegate.verify.oidc.verifiers import oidc_verifiers
-from kubegate.web.aiohttp_adapter.app import Application, build_application
-from kubegate.web.aiohttp_adapter.listener import listening
 from kubegate.web.authenticate import Authenticator
+from kubegate.web.httpserver.access_log import AccessLog
+from kubegate.web.httpserver.app import HttpApp
+from kubegate.web.httpserver.listener import listening
+from kubegate.web.httpserver.protocol import Limits
 from kubegate.web.routes import Route
 
 log = logging.getLogger(__name__)
@@ -121,16 +124,21 @@ class ServerParts:
         return [route for part in parts for route in part.routes()]
 
 
-def build_app(parts: ServerParts) -> Application:
-    """The application serving `parts` (an aiohttp application; tests run it with in-memory state)."""
+def build_app(parts: ServerParts) -> HttpApp:
+    """The application serving `parts` (tests serve it with in-memory state)."""
     authenticator = parts.authenticator()
-    return build_application(
-        parts.routes(authenticator),
-        authenticator=authenticator,
-        count_request=parts.metrics.count_request,
-        max_body_bytes=parts.settings.max_body_bytes,
-        # Room for the longest credential in an Authorization header (aiohttp's default is 8 KiB).
+    return HttpApp(parts.routes(authenticator), authenticator=authenticator, count_request=parts.metrics.count_request)
+
+
+def limits(settings: ServerSettings) -> Limits:
+    """What one request may send, and how long a client may take, from the settings."""
+    return Limits(
+        max_body_bytes=settings.max_body_bytes,
+        # Room for the longest credential in an Authorization header.
         max_header_field_bytes=MAX_CREDENTIAL_LENGTH + 64,
+        idle_timeout=settings.idle_timeout,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
     )
 
 
@@ -275,8 +283,11 @@ def kubernetes_exchange(settings: ServerSettings, client: KubeClient, tokens: Cl
     )
 
 
-async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
-    """Run the server until `stop` is set or the process gets SIGTERM or SIGINT."""
+async def serve(
+    settings: ServerSettings, *, stop: asyncio.Event | None = None, sock: socket.socket | None = None
+) -> None:
+    """Run the server until `stop` is set or the process gets SIGTERM or SIGINT; on `sock` when given (a
+    worker process serves the socket its parent bound), else on the settings' address."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -317,16 +328,17 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         host, port = settings.host_port
         async with listening(
             build_app(parts),
+            limits=limits(settings),
             host=host,
             port=port,
+            sock=sock,
             ssl_context=tls.context if tls else None,
-            access_log=settings.access_log,
+            access_log=AccessLog() if settings.access_log and AccessLog.enabled() else None,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
         ) as listener:
             watcher = ConfigWatcher(client=client, namespace=settings.operator_namespace, state=config)
             tasks = [
                 asyncio.create_task(watcher.run(), name="config-watch"),
-                asyncio.create_task(listener.access_log.run(), name="access-log"),
                 asyncio.create_task(oidc.watch.run(), name="oidc-providers"),
                 *(
                     asyncio.create_task(w.run(), name=f"watch-{i}")

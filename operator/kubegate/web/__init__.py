@@ -2,6 +2,6 @@
 response value they return, error answers, JSON bodies, per-route authentication declarations and the
 per-request credential check.
 
-Only `web.aiohttp_adapter` knows the HTTP framework; everything else here, and every handler, works on
+Only `web.httpserver` knows HTTP on the wire; everything else here, and every handler, works on
 `Request` and `Response` values and is testable without a server.
 """

@@ -1,7 +1,7 @@
 """Error answers, in one shape: a `google.rpc.Status` in protobuf's JSON mapping, as Flipt's gateway writes
 it: `{"code": <gRPC code>, "message": ..., "details": [...]}`.
 
-Handlers raise `ApiProblem`; the adapter (`aiohttp_adapter/app.py`) turns it into the response.
+Handlers raise `ApiProblem`; the HTTP server (`httpserver/app.py`) turns it into the response.
 Every message says what was wrong and what to do.
 
 Flipt's Go SDK reads an error body strictly (protojson into `google.rpc.Status`): an integer code, no key
@@ -34,6 +34,7 @@ class Code(IntEnum):
 
     UNKNOWN = 2
     INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
     NOT_FOUND = 5
     PERMISSION_DENIED = 7
     RESOURCE_EXHAUSTED = 8
@@ -154,6 +155,9 @@ _HTTP_ERRORS = {
     # What gRPC answers for a message over its size limit.
     413: (Code.RESOURCE_EXHAUSTED, "PAYLOAD_TOO_LARGE"),
     415: (Code.INVALID_ARGUMENT, "UNSUPPORTED_MEDIA_TYPE"),
+    408: (Code.DEADLINE_EXCEEDED, "REQUEST_TIMEOUT"),
+    414: (Code.RESOURCE_EXHAUSTED, "URI_TOO_LONG"),
+    431: (Code.RESOURCE_EXHAUSTED, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
 }
 
 
@@ -165,6 +169,10 @@ def http_error(status: int, reason_phrase: str, *, allow: str | None = None) -> 
         404: "no such path: see /auth/v1/method for the API",
         405: "this path does not accept this HTTP method",
         413: "the request body is too large",
+        408: "the request was not sent in time",
+        414: "the request's path and query are too long",
+        431: "the request's headers are too large or too many",
+        400: "the request is not valid HTTP/1.1",
     }.get(status, reason_phrase)
     return ApiProblem(status, code, message, reason=reason, headers={"Allow": allow} if allow is not None else None)
 

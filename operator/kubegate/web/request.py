@@ -11,8 +11,8 @@ from kubegate.verify import Authentication
 
 
 class Request(Protocol):
-    """What a handler may read. The adapter (`web.aiohttp_adapter`) implements it over aiohttp's request;
-    unit tests build `web.testing.FakeRequest`."""
+    """What a handler may read. The server (`web.httpserver.request`) implements it over what it parsed;
+    unit tests build `tests/unit/fake_request.FakeRequest`."""
 
     @property
     def method(self) -> str: ...

@@ -24,6 +24,9 @@ class Response:
     content_type: str | None = None
     """The Content-Type header; None: none (or the one in `headers`)."""
     headers: Mapping[str, str] = field(default_factory=dict)
+    wire_headers: bytes | None = field(default=None, repr=False, compare=False)
+    """Content-Type and `headers` as the server writes them, kept by the server the first time it writes this
+    answer: a handler that returns the same answer again (one kept per credential) costs no encoding."""
 
 
 def json_response(model: BaseModel, *, status: int = 200) -> Response:

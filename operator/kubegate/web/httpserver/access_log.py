@@ -14,18 +14,12 @@ import sys
 import time
 from typing import TextIO
 
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
-
-from kubegate.web.aiohttp_adapter.app import AUTHENTICATION, route_of
-
 LOGGER_NAME = "kubegate.access"
 FLUSH_INTERVAL = 0.2
 MAX_BUFFERED_LINES = 512
-_now = time.time  # `log` has a parameter named time
 
 
-class AccessLogSink:
+class AccessLog:
     """Collects access-log lines and writes them out together, at least every `FLUSH_INTERVAL` seconds."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -33,6 +27,18 @@ class AccessLogSink:
         self._lines: list[str] = []
         self._second = -1
         self._stamp = ""
+
+    @staticmethod
+    def enabled() -> bool:
+        """Whether the `kubegate.access` logger takes INFO (how the access log is switched off)."""
+        return logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
+
+    def write(self, method: str, route: str, status: int, *, seconds: float, remote: str, token_id: str) -> None:
+        self.add(
+            f"{self.timestamp(time.time())} INFO {LOGGER_NAME}: {method} {route} {status} "
+            f"duration_ms={seconds * 1000:.3f} remote={json.dumps(remote)} "
+            f'token_id="{token_id}"\n'
+        )
 
     def add(self, line: str) -> None:
         self._lines.append(line)
@@ -62,24 +68,3 @@ class AccessLogSink:
                 self.flush()
         finally:
             self.flush()
-
-
-class AccessLogger(AbstractAccessLogger):
-    sink: AccessLogSink = AccessLogSink()
-    """Set per server by `bound_to`."""
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        authentication = request.get(AUTHENTICATION)
-        self.sink.add(
-            f"{self.sink.timestamp(_now())} INFO {LOGGER_NAME}: {request.method} {route_of(request)} {response.status} "
-            f"duration_ms={time * 1000:.3f} remote={json.dumps(request.remote or '')} "
-            f'token_id="{authentication.id if authentication is not None else ""}"\n'
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
-
-    @classmethod
-    def bound_to(cls, sink: AccessLogSink) -> type[AccessLogger]:
-        return type("BoundAccessLogger", (cls,), {"sink": sink})
