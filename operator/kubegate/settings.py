@@ -185,7 +185,7 @@ class ServerSettings(BaseModel):
     token_namespaces: list[Annotated[str, Field(pattern=DNS_LABEL_PATTERN)]] = []
     """Namespaces a request's namespaceKey may name; unset: any namespace (Kubernetes RBAC still applies)."""
     token_wait_timeout: Annotated[float, Field(gt=0, le=300)] = 15.0
-    """Seconds create, delete and expire wait for the operator and this server's memory to reflect the change."""
+    """Seconds delete and expire wait for the operator and this server's memory to reflect the change; a created token the operator has not published after this long is dropped here if its StaticToken is gone, else kept (and checked as often)."""  # noqa: E501
     webhook_username_prefix: str = "kubegate:"
     """Prefix of usernames returned to kube-apiserver by the TokenReview webhook."""
     webhook_groups_prefix: str = "kubegate:"

@@ -119,6 +119,15 @@ def _provider(name: str, spec: dict[str, Any]) -> dict[str, Any]:
             _token("ref-and-rotation", {"secretRef": {"name": "s"}, "rotation": {"every": "1h"}}),
             ["spec", "rotation cannot be used with secretRef"],
         ),
+        (_token("upper-hash", {"tokenHash": "A" * 64}), ["spec.tokenHash", "should match"]),
+        (_token("short-hash", {"tokenHash": "a" * 63}), ["spec.tokenHash"]),
+        *(
+            (
+                _token(f"hash-and-{field.lower()}", {"tokenHash": "a" * 64, field: value}),
+                ["spec", "tokenHash cannot be used with secretRef, secretName or rotation"],
+            )
+            for field, value in (("secretRef", {"name": "s"}), ("secretName", "s"), ("rotation", {"every": "1h"}))
+        ),
     ],
     ids=lambda v: v["metadata"]["name"] if isinstance(v, dict) else None,
 )
@@ -132,3 +141,17 @@ def test_api_server_rejects_invalid_resources_naming_the_field(
     kind = "statictoken" if obj["kind"] == "StaticToken" else "oidcprovider"
     args = ["get", kind, obj["metadata"]["name"]] + (["-n", namespace] if kind == "statictoken" else [])
     assert kubectl(*args, check=False).returncode != 0
+
+
+def test_a_token_hash_is_set_at_creation_and_never_changed(kubectl: Kubectl, crds: list[str], namespace: str) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(_token("hashed", {"tokenHash": "a" * 64})))
+    changed = _apply_error(kubectl, _token("hashed", {"tokenHash": "b" * 64}), namespace)
+    assert "tokenHash is immutable" in changed
+    removed = _apply_error(kubectl, _token("hashed", {"description": "no hash"}), namespace)
+    assert "tokenHash can be set only when the StaticToken is created" in removed
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(_token("plain", {})))
+    added = _apply_error(kubectl, _token("plain", {"tokenHash": "b" * 64}), namespace)
+    assert "tokenHash can be set only when the StaticToken is created" in added
+    # Other fields stay editable: the server sets an expiry through the API.
+    kubectl("patch", "statictoken", "hashed", "-n", namespace, "--type=merge", "-p", '{"spec":{"ttl":"1h"}}')
+    assert kubectl.json("get", "statictoken", "hashed", "-n", namespace)["spec"]["tokenHash"] == "a" * 64

@@ -134,6 +134,18 @@ async def test_a_minute_without_the_api_server(
                 )
                 assert created.status == 503, await created.text()
                 assert created.headers["Retry-After"]
+                assert "clientToken" not in await created.text()
+                # ... and leaves nothing behind: no StaticToken whose token nobody holds.
+                made = await asyncio.to_thread(
+                    kubectl.json,
+                    "get",
+                    "statictokens",
+                    "-n",
+                    namespace,
+                    "-l",
+                    "kubegate.dev/created-by=kubegate-server",
+                )
+                assert made["items"] == []
                 await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down)))
                 assert await config_age(http, servers[0].url) >= OUTAGE - 5
                 # The load ends with the outage: from here on the test's own loop only measures the catch-up.

@@ -1,15 +1,19 @@
 """Flipt's documented token flow against `kubegate server` and `kubegate operator` on a real control plane:
-bootstrap token -> create a token -> use it -> list -> delete -> refused."""
+bootstrap token -> create a token -> use it -> list -> delete -> refused. A token created through the API
+is shown once and stored as its hash only, as in Flipt: no Secret, and its plaintext nowhere in the cluster
+or the logs."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
 
+from kubegate.contracts.token_format import hash_token
 from kubegate.devcluster import Kubectl
 from kubegate.devcluster.processes import Child, bootstrap_token
 from support import eventually
@@ -30,6 +34,12 @@ async def test_flipt_documented_flow(server: ServerProcess, operator: Child, kub
             assert time.monotonic() < deadline, "the bootstrap token never became valid"
             await _pause()
 
+        # A bad body is a 400 naming the field, and creates nothing.
+        bad = await http.post("/auth/v1/method/token", headers=admin, json={"name": "", "expiresAt": "soon"})
+        assert bad.status == 400
+        assert {"name", "expiresAt"} <= set(status_of(await bad.json()).fields)
+        assert kubectl.json("get", "statictokens", "-n", namespace, "-l", "kubegate.dev/created-by")["items"] == []
+
         # The call from Flipt's documentation, with only the host changed.
         started = time.monotonic()
         created = await http.post(
@@ -49,12 +59,36 @@ async def test_flipt_documented_flow(server: ServerProcess, operator: Child, kub
         assert me.status == 200
         assert (await me.json())["id"] == authentication["id"]
 
-        # kubectl sees the StaticToken, and its Secret holds the same token.
-        resources = kubectl.json("get", "statictokens", "-n", namespace)["items"]
-        (resource,) = [r for r in resources if r["status"].get("tokenId") == authentication["id"]]
+        # kubectl sees the StaticToken, Ready, its token id being its uid; it holds the hash, and no Secret exists.
+        def ready() -> dict[str, Any] | None:
+            for item in kubectl.json("get", "statictokens", "-n", namespace)["items"]:
+                conditions = (item.get("status") or {}).get("conditions") or []
+                if item["metadata"]["uid"] == authentication["id"] and any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in conditions
+                ):
+                    return dict(item)
+            return None
+
+        resource = await asyncio.to_thread(eventually, ready, timeout=30, what="the StaticToken to be Ready")
+        assert resource["status"]["tokenId"] == authentication["id"]
+        assert "secretName" not in resource["status"]
         assert resource["metadata"]["name"].startswith("token-")
         assert resource["spec"]["description"] == "keys to the castle"
+        assert resource["spec"]["tokenHash"] == hash_token(token)
         assert resource["metadata"]["annotations"]["kubegate.dev/requested-by"].endswith(":initial-bootstrap-token")
+        secrets = kubectl.json("get", "secrets", "-n", namespace)["items"]
+        assert not [s for s in secrets if s["metadata"]["name"] == resource["metadata"]["name"]]
+        assert not [
+            s
+            for s in secrets
+            if any(o.get("uid") == authentication["id"] for o in s["metadata"].get("ownerReferences") or [])
+        ]
+        # The plaintext is in the response and nowhere else: not in any object of the namespace (the
+        # resource, its status, Events, Secrets), nor in a log.
+        everything = kubectl("get", "statictokens,secrets,events,configmaps", "-n", namespace, "-o", "json").stdout
+        assert token not in everything
+        assert token not in server.process.log()
+        assert token not in operator.log_file.read_text()
 
         # List: the bootstrap token and the new one.
         listed = await (await http.get("/auth/v1/tokens", headers=admin)).json()
@@ -94,10 +128,15 @@ async def test_expire_self_on_a_real_cluster(
         assert expired.status == 200, await expired.text()
         assert (await http.get("/auth/v1/self", headers=mine)).status == 401
     resources = kubectl.json("get", "statictokens", "-n", namespace)["items"]
-    (resource,) = [r for r in resources if r["status"].get("tokenId") == created["authentication"]["id"]]
+    (resource,) = [r for r in resources if r["metadata"]["uid"] == created["authentication"]["id"]]
     assert resource["spec"]["expiresAt"]
-    ready = next(c for c in resource["status"]["conditions"] if c["type"] == "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "Expired")
+
+    def expired() -> bool:
+        item = kubectl.json("get", "statictoken", resource["metadata"]["name"], "-n", namespace)
+        ready = next((c for c in (item.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+        return (ready.get("status"), ready.get("reason")) == ("False", "Expired")
+
+    eventually(expired, timeout=30, what="the StaticToken to show Expired")
 
 
 async def test_flipts_sdk_calls_on_a_real_cluster(
@@ -148,7 +187,7 @@ async def test_flipts_sdk_calls_on_a_real_cluster(
         assert refused.status == 401
         assert status_of(await refused.json()).code == 16
     resources = kubectl.json("get", "statictokens", "-n", namespace)["items"]
-    (resource,) = [r for r in resources if r["status"].get("tokenId") == token_id]
+    (resource,) = [r for r in resources if r["metadata"]["uid"] == token_id]
     assert resource["spec"]["expiresAt"] == later.isoformat().replace("+00:00", "Z")
     assert token not in server.process.log()
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from kubegate.contracts.timestamps import format_time
 from kubegate.kube import AlreadyExists, ApiUnavailable, Conflict, NotFound
 
 
@@ -111,6 +113,7 @@ class FakeKube:
         if target in self.objects:
             raise AlreadyExists(status=409, reason="AlreadyExists", message=target)
         meta.setdefault("uid", f"uid-{meta['name']}")
+        meta.setdefault("creationTimestamp", format_time(datetime.now(UTC)))
         self.objects[target] = body
         stored = self._stamp(body)
         self._after()

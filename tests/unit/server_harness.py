@@ -1,7 +1,7 @@
 """An auth server in memory for unit tests: a real app and config state, a fake StaticToken store.
 
-The fake store plays the operator and the watcher: what it "creates" appears in the config state after
-a configurable delay, as it would after the operator wrote the validation config.
+The fake store plays the operator and the watcher: the hash of a StaticToken it "creates" appears in the
+config state after a configurable delay, as it would after the operator wrote the validation config.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from kubegate.client_tokens.key_watch import SigningKeys
 from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.kube import AlreadyExists, Conflict, NotFound
 from kubegate.methods.kubernetes.exchange import Exchange
-from kubegate.methods.token.store import IssuedToken, TokenNotIssued
+from kubegate.methods.token.store import CreatedToken
 from kubegate.server.app import ServerParts, build_app, config_gauges, limits
 from kubegate.server.deny_list import DenyListWriter
 from kubegate.server.metrics import Metrics
@@ -49,26 +49,39 @@ class FakeTokenStore:
         self.created: list[dict[str, Any]] = []
         self.deleted: list[tuple[str, str]] = []
         self.expired: list[tuple[str, str, datetime]] = []
+        self.published: list[TokenEntry] = []
+        self.removed_elsewhere: set[tuple[str, str]] = set()
+        """StaticTokens deleted behind the server's back (with kubectl, say)."""
+        self.exists_error: BaseException | None = None
+        """What the fake operator publishes (after `propagation_delay`) for the StaticTokens created."""
 
-    async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
+    async def create(self, resource: dict[str, Any]) -> CreatedToken:
         self.created.append(resource)
         if self.create_error is not None:
             raise self.create_error
-        namespace = resource["metadata"]["namespace"]
-        name = resource["metadata"]["generateName"] + uuid.uuid4().hex[:5]
+        namespace, name = resource["metadata"]["namespace"], resource["metadata"]["name"]
         spec = resource["spec"]
-        token = generate_token("kg_")
+        created = CreatedToken(
+            namespace=namespace, name=name, uid=str(uuid.uuid4()), created_at=datetime.now(UTC).replace(microsecond=0)
+        )
         entry = TokenEntry(
-            sha256=hash_token(token),
-            token_id=str(uuid.uuid4()),
+            sha256=spec["tokenHash"],
+            token_id=created.uid,
             name=name,
             namespace=namespace,
             metadata=spec.get("metadata") or {},
-            created_at=datetime.now(UTC).replace(microsecond=0),
+            created_at=created.created_at,
             expires_at=spec.get("expiresAt"),
         )
+        self.published.append(entry)
         self._later(lambda: self._harness.put(entry))
-        return IssuedToken(namespace=namespace, name=name, token_id=entry.token_id, token=token)
+        return created
+
+    async def exists(self, namespace: str, name: str, *, uid: str) -> bool:
+        if self.exists_error is not None:
+            raise self.exists_error
+        known = any(e.token_id == uid for e in self.published)
+        return known and (namespace, name) not in self.removed_elsewhere and (namespace, name) not in self.deleted
 
     async def delete(self, namespace: str, name: str) -> None:
         self.deleted.append((namespace, name))
@@ -115,12 +128,6 @@ class FakeConfigMaps:
         self.version += 1
         self.object = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
         return self.object
-
-
-class NeverIssues(FakeTokenStore):
-    async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
-        self.created.append(resource)
-        raise TokenNotIssued("the operator did not issue the token in time", namespace="ns", name="token-x")
 
 
 class Harness:
@@ -197,6 +204,10 @@ class Harness:
         entries = [e for e in self._entries[SOURCE] if e.token_id != entry.token_id]
         self._entries[SOURCE] = [*entries, entry]
         self.config.replace_source(SOURCE, uuid.uuid4().hex, self._entries[SOURCE])
+
+    def published_entries(self) -> list[TokenEntry]:
+        """What the (fake) operator has published so far."""
+        return list(self._entries[SOURCE])
 
     def drop(self, namespace: str, name: str) -> None:
         self._entries[SOURCE] = [e for e in self._entries[SOURCE] if (e.namespace, e.name) != (namespace, name)]

@@ -1,12 +1,19 @@
-"""POST /auth/v1/method/token: Flipt's documented call, permissions, bad bodies, bounded waits."""
+"""POST /auth/v1/method/token: Flipt's documented call, permissions, bad bodies, the token working on this
+replica at once (before the operator publishes it) and Kubernetes failures leaving nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import aiohttp
 import pytest
-from server_harness import Harness, NeverIssues, bearer
+from server_harness import Harness, bearer
 
+from kubegate.contracts.token_format import hash_token, is_generated_shape
 from kubegate.kube import ApiError, ApiUnavailable
 from kubegate.settings import ServerSettings
 from kubegate.verify import COOKIE_NAME
@@ -36,19 +43,46 @@ async def test_flipts_documented_call_creates_a_token_that_works() -> None:
             "io.kubegate.auth.token.description": "keys to the castle",
         }
         assert {"id", "createdAt", "updatedAt", "identity"} <= set(authentication)
-        # Returned only once accepted: the token works at once.
+        # The operator has published nothing yet: this replica accepts the token all the same.
+        digest = bytes.fromhex(hash_token(body["clientToken"]))
+        assert harness.index.provisional(digest) is not None
+        assert all(e.sha256 != digest.hex() for e in harness.published_entries())
         me = await client.get("/auth/v1/self", headers=bearer(body["clientToken"]))
         assert me.status == 200
         assert (await me.json())["id"] == authentication["id"]
+        # ... and still when the published entry supersedes the provisional one.
+        await asyncio.sleep(0.2)
+        assert harness.index.provisional(digest) is None
+        assert any(e.sha256 == digest.hex() for e in harness.published_entries())
+        again = await client.get("/auth/v1/self", headers=bearer(body["clientToken"]))
+        assert (await again.json())["id"] == authentication["id"]
 
     (resource,) = harness.store.created
     assert resource["apiVersion"] == "kubegate.dev/v1alpha1"
     assert resource["kind"] == "StaticToken"
-    assert resource["metadata"]["generateName"] == "token-"
+    assert re.fullmatch(r"token-[a-z0-9]{10}", resource["metadata"]["name"])
     assert resource["metadata"]["namespace"] == "kubegate-system"
     assert resource["metadata"]["annotations"]["kubegate.dev/requested-by"] == "statictoken:kubegate-system:admin"
     assert resource["spec"]["description"] == "keys to the castle"
     assert "groups" not in resource["spec"]
+    # The token is stored as its hash only, and its id is the resource's uid, as the operator publishes it.
+    assert resource["spec"]["tokenHash"] == hash_token(body["clientToken"])
+    assert body["clientToken"] not in json.dumps(resource)
+    (published,) = harness.store.published
+    assert published.token_id == authentication["id"]
+    assert published.created_at.isoformat().replace("+00:00", "Z") == authentication["createdAt"]
+
+
+async def test_the_token_has_the_configured_prefix_and_the_generated_shape() -> None:
+    harness = Harness(ServerSettings(insecure_http=True, static_token_prefix="acme_"))
+    admin = harness.admin()
+    async with harness.client() as client:
+        first = await (await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)).json()
+        second = await (await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)).json()
+    assert first["clientToken"].startswith("acme_")
+    assert is_generated_shape(first["clientToken"])
+    assert first["clientToken"] != second["clientToken"]
+    assert first["authentication"]["id"] != second["authentication"]["id"]
 
 
 async def test_expiry_namespace_and_metadata_are_passed_on_in_either_spelling() -> None:
@@ -201,40 +235,112 @@ async def test_broken_requests_are_4xx(data: str | bytes, content_type: str, sta
         assert status_of(await response.json()).code in (3, 8)
 
 
-async def test_operator_not_issuing_in_time_is_503_and_the_resource_is_removed() -> None:
+def _unpublished(*, wait: float = 1.0) -> tuple[Harness, str]:
+    """A server whose operator never publishes, and an admin token for it."""
+    harness = Harness(ServerSettings(insecure_http=True, token_wait_timeout=wait))
+    harness.store.propagation_delay = None
+    return harness, harness.admin()
+
+
+async def _created(client: aiohttp.ClientSession, admin: str, body: dict[str, Any] = FLIPT_BODY) -> dict[str, Any]:
+    response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=body)
+    assert response.status == 200, await response.text()
+    created: dict[str, Any] = await response.json()
+    return created
+
+
+async def test_a_token_the_operator_is_late_to_publish_keeps_working_here_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness, admin = _unpublished(wait=0.2)
+    async with harness.client() as client:
+        token = (await _created(client, admin))["clientToken"]
+        await asyncio.sleep(0.7)  # three checks
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+        harness.store.exists_error = ApiUnavailable("down")
+        await asyncio.sleep(0.3)
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+    (warning,) = [r for r in caplog.records if "is not in the published validation config" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert "only this server accepts it" in warning.getMessage()
+    assert token not in caplog.text
+    assert hash_token(token) not in caplog.text
+
+
+async def test_a_token_deleted_elsewhere_before_it_was_published_stops_working_here_after_the_wait_timeout() -> None:
+    harness, admin = _unpublished(wait=0.2)
+    async with harness.client() as client:
+        token = (await _created(client, admin))["clientToken"]
+        (created,) = harness.store.created
+        harness.store.removed_elsewhere.add((created["metadata"]["namespace"], created["metadata"]["name"]))
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+        await asyncio.sleep(0.4)
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
+
+
+async def test_an_expiry_holds_before_the_operator_publishes_the_token() -> None:
+    harness, admin = _unpublished()
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    async with harness.client() as client:
+        token = (await _created(client, admin, {"name": "brief", "expiresAt": soon.isoformat()}))["clientToken"]
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 200
+        await asyncio.sleep((soon - datetime.now(UTC)).total_seconds() + 0.05)
+        assert (await client.get("/auth/v1/self", headers=bearer(token))).status == 401
+
+
+async def test_deleting_or_expiring_a_token_before_the_operator_publishes_it_works_at_once() -> None:
+    harness, admin = _unpublished()
+    async with harness.client() as client:
+        deleted = await _created(client, admin, {"name": "deleted"})
+        expired = await _created(client, admin, {"name": "expired"})
+        gone = await client.delete(f"/auth/v1/tokens/{deleted['authentication']['id']}", headers=bearer(admin))
+        assert gone.status == 200, await gone.text()
+        assert (await client.get("/auth/v1/self", headers=bearer(deleted["clientToken"]))).status == 401
+        ended = await client.put("/auth/v1/self/expire", headers=bearer(expired["clientToken"]))
+        assert ended.status == 200, await ended.text()
+        assert (await client.get("/auth/v1/self", headers=bearer(expired["clientToken"]))).status == 401
+    assert len(harness.store.deleted) == 1
+    assert len(harness.store.expired) == 1
+
+
+async def test_a_created_token_is_listed_and_read_by_id_at_once() -> None:
+    harness, admin = _unpublished()
+    async with harness.client() as client:
+        body = await _created(client, admin)
+        token_id = body["authentication"]["id"]
+        listed = await (await client.get("/auth/v1/tokens", headers=bearer(admin))).json()
+        assert token_id in [a["id"] for a in listed["authentications"]]
+        read = await client.get(f"/auth/v1/tokens/{token_id}", headers=bearer(admin))
+        assert (await read.json()) == body["authentication"]
+
+
+async def test_an_unreachable_api_is_503_and_the_maybe_created_resource_is_deleted() -> None:
     harness = Harness()
-    harness.store = NeverIssues(harness)
+    harness.store.create_error = ApiUnavailable("timed out reading the answer")
     admin = harness.admin()
     async with harness.client() as client:
         response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
         assert response.status == 503
         assert response.headers["Retry-After"]
-        assert "no token was created" in (await response.json())["message"]
-    assert harness.store.deleted == [("ns", "token-x")]
-
-
-async def test_token_not_reaching_memory_in_time_is_503_and_the_resource_is_removed() -> None:
-    harness = Harness()
-    harness.store.propagation_delay = None
-    admin = harness.admin()
-    async with harness.client() as client:
-        response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
-        assert response.status == 503
-        message = (await response.json())["message"]
-        assert "did not reach this server" in message
-        assert "clientToken" not in await response.text()
-    assert len(harness.store.deleted) == 1
+        text = await response.text()
+        assert "no token was created" in text
+        assert "clientToken" not in text
+    (created,) = harness.store.created
+    assert harness.store.deleted == [(created["metadata"]["namespace"], created["metadata"]["name"])]
+    assert len(harness.index) == 1  # the admin's token only
 
 
 async def test_failed_cleanup_names_the_resource_to_delete() -> None:
     harness = Harness()
-    harness.store.propagation_delay = None
+    harness.store.create_error = ApiUnavailable("down")
     harness.store.delete_error = ApiUnavailable("down")
     admin = harness.admin()
     async with harness.client() as client:
         response = await client.post("/auth/v1/method/token", headers=bearer(admin), json=FLIPT_BODY)
         assert response.status == 503
-        assert "kubectl delete statictoken" in (await response.json())["message"]
+        message = (await response.json())["message"]
+    name = harness.store.created[0]["metadata"]["name"]
+    assert f"kubectl delete statictoken -n kubegate-system {name}" in message
 
 
 @pytest.mark.parametrize(

@@ -151,3 +151,66 @@ def test_kept_authentications_are_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     assert records[0] is not None
     again = index.authentication(records[0])
     assert again == firsts[0]
+
+
+# --- provisional entries: tokens this server created, before the operator publishes them ---------------
+
+
+def test_a_provisional_entry_is_accepted_until_a_source_supersedes_it() -> None:
+    index = StaticTokenIndex()
+    new = entry("token-1", token_id="11111111-1111-4111-8111-111111111111")
+    record = index.add_provisional(new)
+    digest = token_digest("token-1")
+    assert index.lookup(digest) is record
+    assert index.by_id(new.token_id) is record
+    assert index.records() == [record]
+
+    index.replace_source("shard-0", "v1", [new])
+    assert index.provisional(digest) is None
+    published = index.lookup(digest)
+    assert published is not None
+    assert published is not record
+    # Once published, the source alone decides: removing it there removes the token.
+    index.replace_source("shard-0", "v2", [])
+    assert index.lookup(digest) is None
+    assert index.by_id(new.token_id) is None
+
+
+def test_a_provisional_entry_for_a_hash_already_published_keeps_the_published_record() -> None:
+    index = StaticTokenIndex()
+    new = entry("token-1")
+    index.replace_source("shard-0", "v1", [new])
+    published = index.lookup(token_digest("token-1"))
+    assert index.add_provisional(new) is published
+    assert index.provisional(token_digest("token-1")) is None
+
+
+def test_dropping_a_provisional_entry_removes_the_token_but_never_a_published_one() -> None:
+    index = StaticTokenIndex()
+    dropped, kept = entry("token-1"), entry("token-2")
+    index.add_provisional(dropped)
+    index.replace_source("shard-0", "v1", [kept])
+    generation = index.generation
+    assert index.drop_provisional(token_digest("token-1"))
+    assert index.lookup(token_digest("token-1")) is None
+    assert index.by_id(dropped.token_id) is None
+    assert index.generation > generation
+    assert not index.drop_provisional(token_digest("token-2"))
+    assert index.lookup(token_digest("token-2")) is not None
+
+
+def test_expiring_a_provisional_entry_only_ever_brings_its_end_closer() -> None:
+    index = StaticTokenIndex()
+    new = entry("token-1")  # expires at NOW + 1 day
+    index.add_provisional(new)
+    soon = (NOW + timedelta(hours=1)).timestamp()
+    assert index.expire_provisional(new.token_id, soon)
+    record = index.lookup(token_digest("token-1"))
+    assert record is not None
+    assert record.expires_at == soon
+    assert record.expired(soon)
+    assert index.expire_provisional(new.token_id, (NOW + timedelta(days=2)).timestamp())
+    assert index.by_id(new.token_id) is record
+    assert not index.expire_provisional(str(uuid.uuid4()), soon)
+    index.replace_source("shard-0", "v1", [new])
+    assert not index.expire_provisional(new.token_id, soon)

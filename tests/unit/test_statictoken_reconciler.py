@@ -7,7 +7,6 @@ a Secret can be wrong. A clock the test sets stands in for time.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -21,7 +20,7 @@ from fake_kube import FakeKube
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.contracts.timestamps import format_time
-from kubegate.contracts.token_format import hash_token
+from kubegate.contracts.token_format import generate_token, hash_token
 from kubegate.contracts.token_secret import is_owned_by, previous_token, stored_token, stored_token_id
 from kubegate.methods.token.store import KubeStaticTokenStore
 from kubegate.operator.config_writer import ConfigWriter
@@ -72,6 +71,7 @@ class Operator:
                     "name": name,
                     "namespace": NS,
                     "uid": f"uid-{name}",
+                    "creationTimestamp": format_time(T0),
                     "generation": 1,
                     "annotations": annotations,
                 },
@@ -211,29 +211,75 @@ async def test_a_deleted_secret_gets_a_new_token_and_the_old_one_stops_working()
         assert second not in event["message"]
 
 
-async def test_the_servers_token_store_reads_back_the_token_the_reconciler_wrote() -> None:
+async def test_a_token_known_by_its_hash_is_published_from_the_spec_without_a_secret() -> None:
+    """What the server's API creates: the hash and nothing else; the token id is the resource's uid."""
     async with running() as op:
-
-        async def operator() -> None:
-            while True:
-                for path in [p for p in op.kube.objects if p.startswith(StaticToken.path(namespace=NS) + "/")]:
-                    await op.reconcile(path.rsplit("/", 1)[1])
-                await asyncio.sleep(0.01)
-
-        running_operator = asyncio.create_task(operator())
+        token = generate_token("kg_")
         resource = {
             "apiVersion": StaticToken.api_version,
             "kind": StaticToken.kind,
-            "metadata": {"generateName": "token-", "namespace": NS},
-            "spec": {"groups": ["dev"]},
+            "metadata": {"name": "token-abc", "namespace": NS},
+            "spec": {"tokenHash": hash_token(token), "groups": ["dev"]},
         }
-        try:
-            issued = await KubeStaticTokenStore(op.kube).create(resource, timeout=5.0)
-        finally:
-            running_operator.cancel()
-        assert issued.token == op.token(issued.name)
-        assert issued.token_id == op.status(issued.name)["tokenId"]
-        assert hash_token(issued.token) in op.published()
+        created = await KubeStaticTokenStore(op.kube).create(resource)
+        patched: list[str] = []
+        patch = op.kube.patch
+
+        async def counted(path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+            patched.append(path)
+            return await patch(path, body, **kwargs)
+
+        op.kube.patch = counted  # type: ignore[method-assign]
+        await op.reconcile("token-abc")
+
+        entry = op.published()[hash_token(token)]
+        assert entry.token_id == created.uid == op.resource("token-abc")["metadata"]["uid"]
+        assert entry.created_at == created.created_at
+        assert entry.groups == ("dev",)
+        assert [p for p in op.kube.objects if "/secrets/" in p and f"/namespaces/{NS}/" in p] == []
+        status = op.status("token-abc")
+        assert status["tokenId"] == created.uid
+        assert "secretName" not in status or status["secretName"] is None
+        ready = op.condition("token-abc", "Ready")
+        assert ready is not None
+        assert ready["status"] == "True"
+        assert [p for p in patched if p.startswith(StaticToken.path(namespace=NS))] == [
+            StaticToken.path(namespace=NS, name="token-abc") + "/status"
+        ]
+        assert token not in json.dumps(op.kube.objects)
+
+
+async def test_the_servers_store_tells_whether_the_very_statictoken_it_created_exists() -> None:
+    async with running() as op:
+        store = KubeStaticTokenStore(op.kube)
+        resource = {
+            "apiVersion": StaticToken.api_version,
+            "kind": StaticToken.kind,
+            "metadata": {"name": "token-abc", "namespace": NS},
+            "spec": {"tokenHash": hash_token("t" * 44)},
+        }
+        created = await store.create(resource)
+        assert await store.exists(NS, "token-abc", uid=created.uid)
+        assert not await store.exists(NS, "token-abc", uid="another-object-of-the-same-name")
+        op.resource("token-abc")["metadata"]["deletionTimestamp"] = format_time(T0)
+        assert not await store.exists(NS, "token-abc", uid=created.uid)
+        await store.delete(NS, "token-abc")
+        assert not await store.exists(NS, "token-abc", uid=created.uid)
+
+
+async def test_a_token_known_by_its_hash_expires_as_its_spec_says() -> None:
+    async with running() as op:
+        op.add("token-x", {"tokenHash": hash_token("x" * 44), "expiresAt": format_time(T0 + timedelta(hours=1))})
+        first = await op.reconcile("token-x")
+        assert hash_token("x" * 44) in op.published()
+        assert first.wake == T0 + timedelta(hours=1)
+        op.now = T0 + timedelta(hours=2)
+        await op.reconcile("token-x")
+        assert op.published() == {}
+        stalled_or_expired = op.condition("token-x", "Ready")
+        assert stalled_or_expired is not None
+        assert stalled_or_expired["status"] == "False"
+        assert "rotate" not in stalled_or_expired["message"]
 
 
 # --- rotation -------------------------------------------------------------------------------------------

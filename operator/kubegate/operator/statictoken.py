@@ -1,7 +1,9 @@
 """StaticToken reconciliation: the token Secret, rotation, expiry, status and validation-config entries.
 
 Plaintext tokens exist here only between generation and the Secret write (and, for the bootstrap token,
-the one start-up log line). Everything else sees token ids and SHA-256 hashes.
+the one start-up log line). Everything else sees token ids and SHA-256 hashes. A StaticToken with
+`spec.tokenHash` (created through the server's API) has no Secret at all: its hash is published as it is,
+with the resource's uid as the token id.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class _Stalled(Exception):  # noqa: N818 - internal control flow
 class _Tokens:
     current: HashedToken
     previous: PreviousToken | None
-    secret_name: str
+    secret_name: str | None
+    """None: the token is known only by spec.tokenHash."""
     rotated_at: datetime | None = None
     handled_rotate: str | None = None
 
@@ -148,6 +151,8 @@ class TokenReconciler:
         try:
             if spec.secret_ref is not None:
                 tokens = await self._brought_token(body, spec, status)
+            elif spec.token_hash is not None:
+                tokens = _hashed_token(body, spec.token_hash)
             else:
                 tokens = await self._owned_token(body, spec, status, now)
         except _Stalled as stalled:
@@ -155,7 +160,7 @@ class TokenReconciler:
         except ApiUnavailable as exc:
             raise Retry(str(exc)) from exc
 
-        if tokens.previous is not None and now >= tokens.previous.expires_at:
+        if tokens.previous is not None and tokens.secret_name is not None and now >= tokens.previous.expires_at:
             await self._drop_previous(meta["namespace"], tokens.secret_name)
             tokens.previous = None
 
@@ -476,11 +481,26 @@ class TokenReconciler:
         )
 
 
+def _hashed_token(body: dict[str, Any], token_hash: str) -> _Tokens:
+    """The token of a StaticToken known only by its hash: the server that created the resource chose the
+    token, holds nothing else, and already answered with metadata.uid as its id and the resource's creation as
+    its own, so the published entry agrees with that answer."""
+    meta = body["metadata"]
+    created = timestamps.parse_time(meta.get("creationTimestamp"))
+    if created is None:
+        raise _Stalled(conditions.stalled("InvalidSpec", "metadata.creationTimestamp is missing"))
+    return _Tokens(
+        current=HashedToken(token_id=meta["uid"], sha256=token_hash, created_at=created),
+        previous=None,
+        secret_name=None,
+    )
+
+
 def _revive_hint(spec: StaticTokenSpec) -> str:
     """What brings an expired token back: only what changes its expiry."""
     if spec.expires_at is not None:
         return "set a later spec.expiresAt, or delete this StaticToken"
-    if spec.secret_ref is not None:
+    if spec.secret_ref is not None or spec.token_hash is not None:
         return "set a longer spec.ttl, or delete this StaticToken"
     # A rotation issues a new token, whose ttl starts again.
     return (

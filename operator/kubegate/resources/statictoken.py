@@ -19,6 +19,22 @@ from kubegate.resources.duration import Duration
 from kubegate.resources.kinds import ResourceKind
 
 Group = Annotated[str, Field(min_length=1, max_length=253)]
+TOKEN_HASH_PATTERN = r"^[0-9a-f]{64}$"
+"""A token's SHA-256 in lower-case hex, as `contracts.token_format.hash_token` writes it and the validation
+config holds it."""
+TokenHash = Annotated[
+    str,
+    Field(
+        pattern=TOKEN_HASH_PATTERN,
+        min_length=64,
+        max_length=64,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "tokenHash is immutable: create a new StaticToken instead"}
+            ]
+        },
+    ),
+]
 MetadataKey = Annotated[str, Field(min_length=1, max_length=253)]
 
 
@@ -72,6 +88,16 @@ class StaticTokenSpec(Model):
                     "message": "rotation cannot be used with secretRef: kubegate never modifies a Secret "
                     "it does not own",
                 },
+                {
+                    "rule": "!has(self.tokenHash) || !(has(self.secretRef) || has(self.secretName) || "
+                    "has(self.rotation))",
+                    "message": "tokenHash cannot be used with secretRef, secretName or rotation: a token known "
+                    "only by its hash has no Secret and cannot be rotated",
+                },
+                {
+                    "rule": "has(self.tokenHash) == has(oldSelf.tokenHash)",
+                    "message": "tokenHash can be set only when the StaticToken is created, and never removed",
+                },
             ]
         }
     )
@@ -92,6 +118,8 @@ class StaticTokenSpec(Model):
     """Free-form string pairs carried with the authentication, as in Flipt."""
     rotation: Rotation | None = None
     """Rotate the token on a schedule."""
+    token_hash: TokenHash | None = None
+    """SHA-256 (lower-case hex) of a token only its creator holds; no Secret is written. Set by the kubegate server for tokens created through its API (an admission policy allows it from the server only)."""  # noqa: E501
 
 
 class StaticTokenStatus(StatusModel):
@@ -104,7 +132,7 @@ class StaticTokenStatus(StatusModel):
     token_id: str | None = None
     """Identifier of the current token (a UUID); safe to show and to log."""
     secret_name: str | None = None
-    """The Secret that holds the current token."""
+    """The Secret that holds the current token; unset for a token known only by spec.tokenHash."""
     expires_at: datetime | None = None
     """When the current token expires; unset when it never does."""
     created_at: datetime | None = None

@@ -67,6 +67,7 @@ class SelfService(TokenPaths):
         except (ApiError, ApiUnavailable) as exc:
             raise from_kube(exc, f"expire StaticToken {record.namespace}/{record.name}") from None
         deadline = at.timestamp()
+        config.expire_provisional(authentication.id, deadline)
 
         def applied() -> bool:
             current = config.index.by_id(authentication.id)

@@ -162,6 +162,7 @@ class TokenListing(TokenPaths):
             await self._store.delete(record.namespace, record.name)
         except (ApiError, ApiUnavailable) as exc:
             raise from_kube(exc, f"delete StaticToken {record.namespace}/{record.name}") from None
+        config.drop_provisional(token_id)
         gone = await config.wait_until(
             lambda: config.index.by_id(token_id) is None, timeout=settings.token_wait_timeout
         )

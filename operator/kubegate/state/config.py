@@ -1,6 +1,8 @@
 """What this server knows of the validation config: the token index, whether it is loaded, how fresh it is.
 
-The watcher writes it; handlers read it, and wait on it for a change of their own to arrive.
+The watcher writes it; handlers read it, and wait on it for a change of their own to arrive. The token
+method adds provisional entries for the tokens it created, until the operator's published config carries
+them (see `add_provisional`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 
-from kubegate.state.static_tokens import StaticTokenIndex
+from kubegate.state.static_tokens import StaticTokenIndex, StaticTokenRecord
 from kubegate.validation_config.model import TokenEntry
 
 
@@ -48,6 +50,30 @@ class ConfigState:
         """The connection to the API is lost: the copy ages from now on until `synced` is called again."""
         if self._stale_since is None:
             self._stale_since = self._clock()
+
+    # --- written by the token method --------------------------------------------------------------
+
+    def add_provisional(self, entry: TokenEntry) -> StaticTokenRecord:
+        """Accept a token this server just created, before the operator publishes it; the published entry
+        supersedes it when it arrives."""
+        record = self.index.add_provisional(entry)
+        self._notify()
+        return record
+
+    def is_provisional(self, entry: TokenEntry) -> bool:
+        """Whether `entry` is still held provisionally: not yet published, nor dropped."""
+        return self.index.provisional(bytes.fromhex(entry.sha256)) is not None
+
+    def drop_provisional(self, token_id: str) -> None:
+        """The StaticToken of `token_id` is gone: stop accepting a provisional entry of it."""
+        digest = self.index.digest_of(token_id)
+        if digest is not None and self.index.drop_provisional(digest):
+            self._notify()
+
+    def expire_provisional(self, token_id: str, at: float) -> None:
+        """The StaticToken of `token_id` got an expiry through this server: a provisional entry takes it too."""
+        if self.index.expire_provisional(token_id, at):
+            self._notify()
 
     # --- read by handlers and metrics -------------------------------------------------------------
 

@@ -4,6 +4,9 @@ It holds hashes only, never a token. Its content comes from the validation-confi
 several may hold the same hash for a short while (the operator writes a new set of shards before it
 deletes the old one), so the index is their union, de-duplicated by hash.
 
+A token this server created through the API is held as a provisional entry from the moment its StaticToken
+exists until a source carries its hash (which then supersedes it), so that it works on this replica at once.
+
 Why a lookup by hash is safe against timing attacks: the dictionary compares the SHA-256 digest of the
 presented token with stored digests. How long that takes can at most reveal how the digest of a guess
 relates to stored digests, and a digest prefix brings an attacker no closer to a token that hashes to
@@ -14,6 +17,7 @@ Records are small slotted objects with interned names, so 50,000 tokens fit in l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import sys
@@ -26,6 +30,8 @@ from kubegate.validation_config.model import TokenEntry
 
 log = logging.getLogger(__name__)
 
+PROVISIONAL = "(provisional)"
+"""The source name of provisional entries in log lines; no Secret can have this name."""
 AUTHENTICATION_CACHE_SIZE = 16_384
 """Authentications kept ready by default for the tokens in use: about 1.5 KiB each with the answers surfaces
 derive from them (forward-auth headers, TokenReview status); building one again takes about 8 µs, a third of
@@ -94,6 +100,7 @@ class StaticTokenIndex:
         self._versions: dict[str, str] = {}
         self._sorted: list[StaticTokenRecord] | None = None
         self._built: list[StaticTokenRecord] = []
+        self._provisional: dict[bytes, StaticTokenRecord] = {}
         self.generation = 0
         """Counts changes; equal generations mean equal content."""
 
@@ -127,6 +134,9 @@ class StaticTokenIndex:
         digest = self._by_id.get(token_id)
         return None if digest is None else self._by_digest.get(digest)
 
+    def digest_of(self, token_id: str) -> bytes | None:
+        return self._by_id.get(token_id)
+
     def sources(self) -> dict[str, str]:
         """Every source's name and the version (content digest) it was last loaded at."""
         return dict(self._versions)
@@ -141,7 +151,8 @@ class StaticTokenIndex:
         return self._sorted
 
     def replace_source(self, source: str, version: str, entries: Iterable[TokenEntry]) -> None:
-        """Make `source` hold exactly `entries`, loaded at `version`."""
+        """Make `source` hold exactly `entries`, loaded at `version`. A provisional entry whose hash it carries
+        is superseded by the source's."""
         new: dict[bytes, StaticTokenRecord] = {}
         for entry in entries:
             new[bytes.fromhex(entry.sha256)] = self._record(entry, source)
@@ -152,7 +163,61 @@ class StaticTokenIndex:
             self._put(digest, record)
         for digest in old.keys() - new.keys():
             self._drop(digest, source)
+        # Few entries are provisional at once (those created in the last seconds): walk them, not `new`.
+        for digest in [d for d in self._provisional if d in new]:
+            del self._provisional[digest]
         self._changed()
+
+    def add_provisional(self, entry: TokenEntry) -> StaticTokenRecord:
+        """Accept a token before any source carries it, until `drop_provisional` or a source supersedes it.
+
+        A source that holds the hash already wins: the entry is not added, and the source's record returned.
+        """
+        digest = bytes.fromhex(entry.sha256)
+        published = self._published(digest)
+        if published is not None:
+            return published
+        record = self._record(entry, PROVISIONAL)
+        self._provisional[digest] = record
+        self._put(digest, record)
+        self._changed()
+        return record
+
+    def drop_provisional(self, digest: bytes) -> bool:
+        """Forget a provisional entry (a source's record of the same hash stays); True if there was one."""
+        record = self._provisional.pop(digest, None)
+        if record is None:
+            return False
+        if self._by_digest.get(digest) is record:
+            self._by_digest.pop(digest)
+            self._forget_id(record.token_id, digest)
+        self._changed()
+        return True
+
+    def provisional(self, digest: bytes) -> StaticTokenRecord | None:
+        """The provisional entry of this hash, while no source carries it."""
+        return self._provisional.get(digest)
+
+    def expire_provisional(self, token_id: str, at: float) -> bool:
+        """Make the provisional entry of `token_id` expire at `at` (POSIX seconds) if it expires later or
+        never; True if there was one."""
+        digest = self._by_id.get(token_id)
+        record = None if digest is None else self._provisional.get(digest)
+        if digest is None or record is None:
+            return False
+        if record.expires_at is None or record.expires_at > at:
+            shortened = dataclasses.replace(record, expires_at=at)
+            self._provisional[digest] = shortened
+            self._put(digest, shortened)
+            self._changed()
+        return True
+
+    def _published(self, digest: bytes) -> StaticTokenRecord | None:
+        for records in self._sources.values():
+            record = records.get(digest)
+            if record is not None:
+                return record
+        return None
 
     def remove_source(self, source: str) -> None:
         old = self._sources.pop(source, None)

@@ -1,57 +1,41 @@
-"""StaticToken resources as the server manages them: create one and fetch its token, expire, delete.
+"""StaticToken resources as the server manages them: create, expire, delete.
 
-The server only ever writes StaticToken resources; the operator turns them into Secrets and the
-validation config. The plaintext of a created token is read from its Secret once, for the response
-that creates it.
+The server only ever writes StaticToken resources; the operator turns them into the validation config. A
+token created through the API reaches its StaticToken as a hash only (`spec.tokenHash`): its plaintext is
+in the create response and nowhere else.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from kubegate.contracts.api_paths import path_for
-from kubegate.contracts.timestamps import format_time
-from kubegate.contracts.token_secret import stored_token, stored_token_id
+from kubegate.contracts.timestamps import format_time, parse_time
 from kubegate.kube import KubeApi, NotFound
 from kubegate.resources.statictoken import StaticToken
 
-_POLL_INTERVAL = 0.1
-
 
 @dataclass(frozen=True, kw_only=True)
-class IssuedToken:
-    """The token the operator issued for a StaticToken the server created, with its plaintext."""
+class CreatedToken:
+    """What the API server answered for a new StaticToken: where it is, and what names its token."""
 
     namespace: str
     name: str
-    token_id: str
-    token: str
-    """The plaintext: goes into the create response and nowhere else."""
-
-    def __repr__(self) -> str:
-        return f"IssuedToken(namespace={self.namespace!r}, name={self.name!r}, token_id={self.token_id!r})"
-
-
-class TokenNotIssued(Exception):  # noqa: N818 - names the outcome
-    """The StaticToken was created but gave no usable token in time (see `message`)."""
-
-    def __init__(self, message: str, *, namespace: str, name: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.namespace = namespace
-        self.name = name
+    uid: str
+    """metadata.uid: the token id of a token known only by its hash."""
+    created_at: datetime
+    """metadata.creationTimestamp, which the operator publishes as the token's creation too."""
 
 
 class StaticTokenStore(Protocol):
-    async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
-        """Create the StaticToken and wait until the operator issued its token (Ready, with a token id).
+    async def create(self, resource: dict[str, Any]) -> CreatedToken:
+        """Create the StaticToken; raises the kube errors (ApiError, ApiUnavailable) of the call."""
+        ...
 
-        Raises TokenNotIssued when that takes longer than `timeout` or the operator stalls on it, and
-        the kube errors (ApiError, ApiUnavailable) of the create call itself.
-        """
+    async def exists(self, namespace: str, name: str, *, uid: str) -> bool:
+        """Whether this StaticToken (this very object: `uid`) exists and is not being deleted; raises ApiError,
+        ApiUnavailable."""
         ...
 
     async def delete(self, namespace: str, name: str) -> None:
@@ -67,48 +51,18 @@ class KubeStaticTokenStore:
     def __init__(self, client: KubeApi) -> None:
         self._client = client
 
-    async def create(self, resource: dict[str, Any], *, timeout: float) -> IssuedToken:
+    async def create(self, resource: dict[str, Any]) -> CreatedToken:
         namespace = resource["metadata"]["namespace"]
         created = await self._client.create(StaticToken.path(namespace=namespace), resource)
-        name = created["metadata"]["name"]
-        try:
-            return await asyncio.wait_for(self._issued(namespace, name), timeout)
-        except TimeoutError:
-            raise TokenNotIssued(
-                f"the operator did not issue the token of StaticToken {namespace}/{name} within {timeout:.0f}s: "
-                "check that `kubegate operator` runs and watches that namespace",
-                namespace=namespace,
-                name=name,
-            ) from None
+        return created_token(created)
 
-    async def _issued(self, namespace: str, name: str) -> IssuedToken:
-        while True:
+    async def exists(self, namespace: str, name: str, *, uid: str) -> bool:
+        try:
             body = await self._client.get(StaticToken.path(namespace=namespace, name=name))
-            status = body.get("status") or {}
-            ready = _condition(status, "Ready")
-            stalled = _condition(status, "Stalled")
-            if stalled is not None and stalled.get("status") == "True":
-                raise TokenNotIssued(
-                    f"the operator refused StaticToken {namespace}/{name}: {stalled.get('message', '')}",
-                    namespace=namespace,
-                    name=name,
-                )
-            token_id = status.get("tokenId")
-            if ready is not None and ready.get("status") == "True" and token_id and status.get("secretName"):
-                issued = await self._read_secret(namespace, name, str(status["secretName"]), str(token_id))
-                if issued is not None:
-                    return issued
-            await asyncio.sleep(_POLL_INTERVAL)
-
-    async def _read_secret(self, namespace: str, name: str, secret_name: str, token_id: str) -> IssuedToken | None:
-        try:
-            secret = await self._client.get(path_for(plural="secrets", namespace=namespace, name=secret_name))
         except NotFound:
-            return None
-        token = stored_token(secret)
-        if stored_token_id(secret) != token_id or token is None:
-            return None  # rotated between the two reads: read the status again
-        return IssuedToken(namespace=namespace, name=name, token_id=token_id, token=token)
+            return False
+        meta = body["metadata"]
+        return bool(meta.get("uid") == uid and not meta.get("deletionTimestamp"))
 
     async def delete(self, namespace: str, name: str) -> None:
         try:
@@ -122,8 +76,10 @@ class KubeStaticTokenStore:
         await self._client.patch(StaticToken.path(namespace=namespace, name=name), patch)
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in status.get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
-            return condition
-    return None
+def created_token(body: dict[str, Any]) -> CreatedToken:
+    """The CreatedToken of a StaticToken as the API server returned it from a create."""
+    meta = body["metadata"]
+    created_at = parse_time(meta.get("creationTimestamp"))
+    if created_at is None:
+        raise ValueError(f"the API server returned StaticToken {meta.get('name')} without a creationTimestamp")
+    return CreatedToken(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], created_at=created_at)
