@@ -19,8 +19,11 @@ _PARAMETER = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
 _REST = ".*"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Match(Generic[T]):
+    """Not frozen (a frozen dataclass takes a microsecond to make); never changed once made. A fixed path's
+    match is made once, at start."""
+
     target: T
     params: dict[str, str]
 
@@ -29,18 +32,21 @@ class Router(Generic[T]):
     """Routes (method, path template) to targets. Adding the same method and template twice is an error."""
 
     def __init__(self, routes: Iterable[tuple[str, str, T]]) -> None:
-        self._fixed: dict[str, dict[str, T]] = {}
+        self._fixed: dict[str, dict[str, Match[T]]] = {}
         self._templates: list[tuple[re.Pattern[str], dict[str, T]]] = []
         by_pattern: dict[str, dict[str, T]] = {}
         for method, template, target in routes:
             if _PARAMETER.search(template) is None:
-                methods = self._fixed.setdefault(template, {})
-            else:
-                pattern = compile_template(template)
-                if pattern.pattern not in by_pattern:
-                    by_pattern[pattern.pattern] = {}
-                    self._templates.append((pattern, by_pattern[pattern.pattern]))
-                methods = by_pattern[pattern.pattern]
+                fixed = self._fixed.setdefault(template, {})
+                if method in fixed:
+                    raise ValueError(f"two routes for {method} {template}")
+                fixed[method] = Match(target, {})
+                continue
+            pattern = compile_template(template)
+            if pattern.pattern not in by_pattern:
+                by_pattern[pattern.pattern] = {}
+                self._templates.append((pattern, by_pattern[pattern.pattern]))
+            methods = by_pattern[pattern.pattern]
             if method in methods:
                 raise ValueError(f"two routes for {method} {template}")
             methods[method] = target
@@ -50,9 +56,9 @@ class Router(Generic[T]):
         no route has this path, a 404; else a 405 with these in `Allow`)."""
         fixed = self._fixed.get(path)
         if fixed is not None:
-            target = fixed.get(method) or fixed.get(ANY_METHOD)
-            if target is not None:
-                return Match(target, {})
+            match = fixed.get(method) or fixed.get(ANY_METHOD)
+            if match is not None:
+                return match
         allowed = set(fixed or ())
         for pattern, methods in self._templates:
             found = pattern.fullmatch(path)
