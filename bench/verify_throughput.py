@@ -236,6 +236,16 @@ def measure(
     return results
 
 
+def wrk_scripts(directory: Path, tokens: list[str]) -> dict[str, Path]:
+    """wrk's Lua script for each endpoint, sending `tokens` in turn (written to `directory`/tokens.txt)."""
+    (directory / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    scripts = {}
+    for mode, _ in ENDPOINTS:
+        scripts[mode] = directory / f"{mode}.lua"
+        scripts[mode].write_text(WRK_SCRIPT % {"tokens": directory / "tokens.txt", "mode": mode})
+    return scripts
+
+
 BASELINE = "kubegate-baseline"
 VERSUS_BASELINE = "kubegate-vs-baseline"
 BARE_GO = "bare-go"
@@ -245,11 +255,18 @@ BARES = ("bare", BARE_GO)
 
 
 def measure_pairs(
-    servers: dict[str, tuple[str, int]], scripts: dict[str, Path], *, pairs: int, seconds: int, connections: int
+    servers: dict[str, tuple[str, int]],
+    scripts: dict[str, Path],
+    *,
+    pairs: int,
+    seconds: int,
+    connections: int,
+    runs: dict[tuple[str, str], list[Result]] | None = None,
 ) -> dict[tuple[str, str], list[float]]:
     """Per kubegate server and endpoint: its throughput over the bare aiohttp app's and over the bare Go
     endpoint's (under `mode + GO`), in each pair; with a baseline server, also this tree's server over the
-    baseline's (under VERSUS_BASELINE)."""
+    baseline's (under VERSUS_BASELINE). `runs`, if given, collects each paired wrk run's `Result` under the
+    same keys, and the bare endpoints' under (bare name, mode)."""
     ratios: dict[tuple[str, str], list[float]] = {}
     for _ in range(pairs):
         for mode, _ in ENDPOINTS:
@@ -262,6 +279,9 @@ def measure_pairs(
                             servers, (bare_name, name), scripts[mode], seconds, connections=connections
                         )
                         ratios.setdefault((name, key), []).append(server.rps / bare.rps)
+                        if runs is not None:
+                            runs.setdefault((name, key), []).append(server)
+                            runs.setdefault((bare_name, mode), []).append(bare)
             if BASELINE in servers:
                 baseline, server = run_pair(
                     servers, (BASELINE, "kubegate"), scripts[mode], seconds, connections=connections
@@ -346,12 +366,26 @@ def bare_go_binary() -> Path:
     return binary
 
 
+def start_bare(tmp: Path, port: int) -> Child:
+    """The bare aiohttp app on CPU 1, its log in `tmp`; not yet ready."""
+    return start_child("bare", [sys.executable, "-c", BARE_APP, str(port)], log_file=tmp / "bare.log", cpus=SERVER_CPU)
+
+
+def start_bare_go(tmp: Path, port: int) -> Child:
+    """The bare Go endpoint on CPU 1 (GOMAXPROCS=1), its log in `tmp`; not yet ready."""
+    return start_child(
+        BARE_GO,
+        [str(bare_go_binary()), str(port)],
+        log_file=tmp / "bare-go.log",
+        env={"GOMAXPROCS": "1"},
+        cpus=SERVER_CPU,
+    )
+
+
 def start_servers(tmp: Path, port: int, baseline_tree: Path | None) -> tuple[list[Child], dict[str, tuple[str, int]]]:
     """The bare endpoints and the kubegate servers on CPU 1, by name: (URL, pid); not yet ready."""
     children = [
-        start_child(
-            "bare", [sys.executable, "-c", BARE_APP, str(port + 1)], log_file=tmp / "bare.log", cpus=SERVER_CPU
-        ),
+        start_bare(tmp, port + 1),
         start_kubegate("kubegate", server_args(port, access_log=False), log_file=tmp / "server.log", cpus=SERVER_CPU),
         start_kubegate(
             "kubegate-access-log",
@@ -361,15 +395,7 @@ def start_servers(tmp: Path, port: int, baseline_tree: Path | None) -> tuple[lis
         ),
     ]
     ports = [port + 1, port, port + 2]
-    children.append(
-        start_child(
-            BARE_GO,
-            [str(bare_go_binary()), str(port + 4)],
-            log_file=tmp / "bare-go.log",
-            env={"GOMAXPROCS": "1"},
-            cpus=SERVER_CPU,
-        )
-    )
+    children.append(start_bare_go(tmp, port + 4))
     ports.append(port + 4)
     if baseline_tree is not None:
         children.append(
@@ -409,11 +435,7 @@ def main() -> int:
             Kubectl(state)("create", "namespace", NAMESPACE)
             os.environ["KUBECONFIG"] = str(state.kubeconfig)
             tokens = asyncio.run(write_config(args.tokens))
-            (tmp / "tokens.txt").write_text("\n".join(tokens) + "\n")
-            scripts = {}
-            for mode, _ in ENDPOINTS:
-                scripts[mode] = tmp / f"{mode}.lua"
-                scripts[mode].write_text(WRK_SCRIPT % {"tokens": tmp / "tokens.txt", "mode": mode})
+            scripts = wrk_scripts(tmp, tokens)
             port = 18443
             children, servers = start_servers(tmp, port, args.baseline_tree)
             try:

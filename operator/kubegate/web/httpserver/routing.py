@@ -1,8 +1,9 @@
 """Finding the route of a request: a dictionary for fixed paths, then the templates with parameters.
 
 A template's `{name}` matches one path segment and `{name:.*}` the rest of the path (the only two forms the
-routes use). Matching runs on the path as sent; each parameter is then percent-decoded, so an encoded `/`
-inside a parameter never splits a segment.
+routes use). Matching runs on the path with each segment percent-decoded once (`/auth/v1/%76erify` is
+`/auth/v1/verify`, as clients and proxies expect), except that an encoded `/` stays `%2F`: it never splits a
+segment, and nothing is decoded twice.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ class Router(Generic[T]):
             methods[method] = target
 
     def match(self, method: str, path: str) -> Match[T] | frozenset[str]:
-        """The target and parameters for `method` on `path`; otherwise the methods the path accepts (empty:
-        no route has this path, a 404; else a 405 with these in `Allow`)."""
+        """The target and parameters for `method` on `path` (as sent); otherwise the methods the path accepts
+        (empty: no route has this path, a 404; else a 405 with these in `Allow`)."""
+        if "%" in path:
+            path = decoded(path)
         fixed = self._fixed.get(path)
         if fixed is not None:
             match = fixed.get(method) or fixed.get(ANY_METHOD)
@@ -66,9 +69,14 @@ class Router(Generic[T]):
                 continue
             target = methods.get(method) or methods.get(ANY_METHOD)
             if target is not None:
-                return Match(target, {k: unquote(v) for k, v in found.groupdict().items()})
+                return Match(target, found.groupdict())
             allowed |= methods.keys()
         return frozenset(allowed)
+
+
+def decoded(path: str) -> str:
+    """`path` with each segment percent-decoded once, an encoded `/` kept as `%2F`."""
+    return "/".join(unquote(segment).replace("/", "%2F") for segment in path.split("/"))
 
 
 def compile_template(template: str) -> re.Pattern[str]:
