@@ -74,8 +74,13 @@ class Authentication(ResponseModel):
         reads through a slow `__getattr__`.
         """
         try:
-            return self._derived
+            # Through the slot itself: `self._derived` unset would go on to pydantic's `__getattr__`, which
+            # costs a microsecond to format an error for every Authentication built on a request's path.
+            derived: dict[Hashable, Any] = _DERIVED_SLOT.__get__(self)
         except AttributeError:
-            derived: dict[Hashable, Any] = {}
+            derived = {}
             object.__setattr__(self, "_derived", derived)
-            return derived
+        return derived
+
+
+_DERIVED_SLOT = Authentication.__dict__["_derived"]
