@@ -68,6 +68,7 @@ class Operator:
             namespace=settings.operator_namespace,
             registry=self.registry,
             write_delay=settings.config_write_delay,
+            write_interval=settings.config_write_interval,
             list_token_keys=self.list_token_keys,
         )
         self.reconciler = TokenReconciler(

@@ -64,11 +64,15 @@ class ConfigWriter:
         registry: Registry,
         write_delay: float,
         list_token_keys: Callable[[], Awaitable[set[Key]]],
+        write_interval: float = 0.0,
     ) -> None:
+        """`write_delay`: seconds from a change after a quiet spell to the write. `write_interval`: the least
+        time from the start of one write round to the next."""
         self._client = client
         self._namespace = namespace
         self.registry = registry
         self._write_delay = write_delay
+        self._write_interval = write_interval
         self._list_token_keys = list_token_keys
         self._known: dict[int, _Known] = {}
         self._stale: set[str] = set()
@@ -156,10 +160,15 @@ class ConfigWriter:
 
     async def _run(self) -> None:
         backoff = 1.0
+        loop = asyncio.get_running_loop()
+        last_round = -self._write_interval
         while True:
             await self._changed.wait()
-            await asyncio.sleep(self._write_delay)
+            # In a stream of changes, a round every write_interval: each shard write then carries every change
+            # made to the shard since the last, instead of one token's.
+            await asyncio.sleep(max(self._write_delay, last_round + self._write_interval - loop.time()))
             self._changed.clear()
+            last_round = loop.time()
             try:
                 await self.flush()
                 backoff = 1.0
