@@ -203,6 +203,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, help="number of StaticTokens to create")
     parser.add_argument("--operator-arg", action="append", default=[], help="an extra argument of the operator")
+    parser.add_argument("--log-level", default="WARNING", help="the operator's; the end of its log is printed")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="kubegate-bench-") as tmp:
@@ -227,7 +228,7 @@ def main() -> int:
                     "--health-address",
                     "127.0.0.1:0",
                     "--log-level",
-                    "WARNING",
+                    args.log_level,
                     *args.operator_arg,
                 ],
                 log_file=Path(tmp) / "operator.log",
@@ -241,6 +242,8 @@ def main() -> int:
                 asyncio.run(measure(args.count, op.pid, apiserver.pid, kubectl))
             finally:
                 op.stop(timeout=30)
+                log = (Path(tmp) / "operator.log").read_text().splitlines()
+                print(f"operator log: {len(log)} lines; the last ones:", *log[-15:], sep="\n  ")
         finally:
             stop_cluster(state_dir)
     return 0
