@@ -9,8 +9,10 @@ once (32 requests in flight), follows them with watches (a poll of N objects wou
 it measures), and prints:
 - the seconds until the API server stored the last StaticToken (its create answered), and until every
   token is Ready and its hash is in the validation config, and the gap between the two;
-- the API writes the operator caused per token, by resource and verb, from the API server's
-  `apiserver_request_total` before and after (the bench's own creates left out);
+- percentiles of the seconds from each token's create to its Ready;
+- the API writes per token, by resource and verb, from the API server's `apiserver_request_total` before
+  and after (the bench's creates and the control plane's leases left out: the operator's), and the reads
+  (anyone's);
 - the CPU-seconds the operator and the API server spent over the run (utime + stime from /proc);
 - the operator's peak resident memory (VmHWM from /proc).
 Everything it starts is stopped at the end.
@@ -72,8 +74,9 @@ def requests_by_kind(kubectl: Kubectl) -> Counter[tuple[str, str]]:
     return counts
 
 
-async def create_all(client: KubeClient, count: int, in_flight: int = 32) -> float:
-    """Create the tokens; returns the monotonic time the API server answered the last create."""
+async def create_all(client: KubeClient, count: int, stored: dict[str, float], in_flight: int = 32) -> float:
+    """Create the tokens, noting when the API server answered each create in `stored`; returns the
+    monotonic time of the last answer."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         queue.put_nowait(i)
@@ -90,6 +93,7 @@ async def create_all(client: KubeClient, count: int, in_flight: int = 32) -> flo
                 "spec": {"groups": ["bench"], "metadata": {"index": str(i)}},
             }
             await client.create(TOKENS, body)
+            stored[body["metadata"]["name"]] = time.monotonic()
             last = max(last, time.monotonic())
 
     await asyncio.gather(*(worker() for _ in range(in_flight)))
@@ -100,7 +104,8 @@ class Progress:
     """Ready tokens and published hashes as the watches report them."""
 
     def __init__(self) -> None:
-        self.ready: set[str] = set()
+        self.ready: dict[str, float] = {}
+        """When each token was first seen Ready."""
         self.published: dict[str, set[str]] = {}
         """Names of the bench's tokens, by shard."""
         self.changed = asyncio.Event()
@@ -118,7 +123,7 @@ class Progress:
                         continue
                     conditions = (obj.get("status") or {}).get("conditions") or []
                     if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-                        self.ready.add(obj["metadata"]["name"])
+                        self.ready.setdefault(obj["metadata"]["name"], time.monotonic())
                         self.changed.set()
             except ApiUnavailable:
                 await asyncio.sleep(0.5)
@@ -151,8 +156,8 @@ async def measure(count: int, operator_pid: int, apiserver_pid: int, kubectl: Ku
         before = requests_by_kind(kubectl)
         cpu_before = cpu_seconds(operator_pid), cpu_seconds(apiserver_pid)
         started = time.monotonic()
-        stored = create_all(client, count)
-        creating = asyncio.ensure_future(stored)
+        stored: dict[str, float] = {}
+        creating = asyncio.ensure_future(create_all(client, count, stored))
         last_report = 0.0
         while True:
             ready, published = progress.count()
@@ -184,11 +189,17 @@ async def measure(count: int, operator_pid: int, apiserver_pid: int, kubectl: Ku
         for key in after
         if key[0] in ("GET", "LIST") and after[key] != before[key] and key[1] not in _NOT_OPERATOR
     }
+    lags = sorted(progress.ready[name] - stored[name] for name in stored)
+    print(
+        "seconds from a token's create to its Ready: "
+        + ", ".join(f"p{q} {lags[min(len(lags) - 1, len(lags) * q // 100)]:.1f}" for q in (50, 90, 99))
+        + f", max {lags[-1]:.1f}"
+    )
     print("API writes besides the bench's creates:")
     for (verb, resource), n in sorted(writes.items(), key=lambda kv: -kv[1]):
         if n:
             print(f"  {verb:7} {resource:22} {n:7d}  {n / count:.3f}/token")
-    print("API reads (the bench's own watches and lists included):")
+    print("API reads by anyone (the bench's, the controller manager's included):")
     for (verb, resource), n in sorted(reads.items(), key=lambda kv: -kv[1]):
         print(f"  {verb:7} {resource:22} {n:7d}  {n / count:.3f}/token")
     print(

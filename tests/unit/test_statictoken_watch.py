@@ -9,12 +9,14 @@ import copy
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
+import pytest
 from fake_kube import FakeKube
 
 from kubegate.contracts.api_paths import path_for
 from kubegate.kube import WatchEvent
-from kubegate.operator import app
+from kubegate.operator import app, statictoken_watch
 from kubegate.operator.statictoken_watch import OLD_FINALIZER
+from kubegate.operator.status import Retry
 from kubegate.resources.statictoken import StaticToken
 from kubegate.settings import OperatorSettings
 from kubegate.validation_config.shards import DATA_KEY, SHARD_LABEL, SHARD_LABEL_VALUE, decode_shard
@@ -153,3 +155,23 @@ async def test_the_finalizer_of_the_older_operator_goes_when_its_token_is_delete
         kube.events.put_nowait(WatchEvent("MODIFIED", deleting))
         assert await eventually(lambda: kube.token("a")["metadata"]["finalizers"] == ["example.com/other"])
         assert kube.published_names() == set()
+
+
+async def test_a_failed_reconcile_is_tried_again_after_a_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statictoken_watch, "retry_backoff", lambda failures: 0.2 * failures)
+    kube = WatchedKube()
+    kube.add("a")
+    async with operating(kube) as operator:
+        real = operator.reconciler.reconcile
+        calls = 0
+
+        async def api_down_once(namespace: str, name: str, *, body: dict[str, Any] | None = None) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise Retry("the API is down")
+            return await real(namespace, name, body=body)
+
+        monkeypatch.setattr(operator.reconciler, "reconcile", api_down_once)
+        assert await eventually(lambda: kube.ready("a"))
+        assert calls == 2
