@@ -186,6 +186,7 @@ class StaticTokenWatch:
         self._reconciled(key, result)
 
     def _reconciled(self, key: Key, result: Reconciled) -> None:
+        log.debug("StaticToken %s/%s reconciled: %s", key[0], key[1], result.outcome.kind)
         if result.resource_version is not None:
             self._versions[key] = result.resource_version
         if result.outcome.kind == "stalled":
