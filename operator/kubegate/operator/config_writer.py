@@ -78,7 +78,9 @@ class ConfigWriter:
         self._stale: set[str] = set()
         self._written_generation: dict[int, int] = {}
         self._changed = asyncio.Event()
-        self._written = asyncio.Condition()
+        self._waiting: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
+        """By shard: the generation each waiter waits for. Hundreds of reconciles wait at once in a burst;
+        one Condition for all would wake every one of them on every shard written."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -124,16 +126,28 @@ class ConfigWriter:
         shard = self.registry.shard(key)
         target = self.registry.generation(shard)
         self.changed()
-
-        def done() -> bool:
-            return self._written_generation.get(shard, 0) >= target
-
-        async with self._written:
-            try:
-                await asyncio.wait_for(self._written.wait_for(done), timeout)
-            except TimeoutError:
-                return False
+        if self._written_generation.get(shard, 0) >= target:
+            return True
+        written = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(shard, []).append((target, written))
+        try:
+            await asyncio.wait_for(written, timeout)
+        except TimeoutError:
+            return False
         return True
+
+    def _mark_written(self, shard: int, generation: int) -> None:
+        self._written_generation[shard] = generation
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, written in self._waiting.pop(shard, []):
+            if written.done():  # timed out
+                continue
+            if target <= generation:
+                written.set_result(None)
+            else:
+                still.append((target, written))
+        if still:
+            self._waiting[shard] = still
 
     async def _load(self) -> None:
         secrets, _ = await self._client.list_all(self._collection, label_selector=f"{SHARD_LABEL}={SHARD_LABEL_VALUE}")
@@ -192,9 +206,7 @@ class ConfigWriter:
                 await self._write_shard(shard)
             if self.registry.generation(shard) == generation:
                 self.registry.dirty.discard(shard)
-            async with self._written:
-                self._written_generation[shard] = generation
-                self._written.notify_all()
+            self._mark_written(shard, generation)
 
         results = await asyncio.gather(*(write(s) for s in sorted(self.registry.dirty)), return_exceptions=True)
         for result in results:
