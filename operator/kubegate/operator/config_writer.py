@@ -36,7 +36,7 @@ NAME_PREFIX = "kubegate-static-tokens"
 MAX_BACKOFF = 30.0
 # Shards written at once: a reconcile waits for its shard before it writes Ready, so a burst that dirties
 # every shard must not wait for them one after the other.
-WRITE_CONCURRENCY = 8
+WRITE_CONCURRENCY = 32
 
 
 @dataclass

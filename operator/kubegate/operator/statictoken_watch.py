@@ -39,7 +39,7 @@ from kubegate.validation_config.registry import Key
 log = logging.getLogger(__name__)
 
 # Most of a reconcile is waiting for the validation config's next write round: many workers, few CPUs.
-WORKERS = 512
+WORKERS = 1024
 OLD_FINALIZER = "kubegate.dev/finalizer"
 """The finalizer the kopf-based operator put on every StaticToken; removed when such a token is deleted."""
 _GONE: dict[str, Any] = {}
