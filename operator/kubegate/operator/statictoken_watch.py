@@ -6,7 +6,7 @@ a finalizer and its own annotations onto each object, and runs a task per object
 - a reflector lists and watches the StaticTokens and hands each change to the queue, with the object as
   delivered, so that a reconcile of a change reads no StaticToken; the watch's echo of our own status write
   is recognised by its resourceVersion and reconciles nothing;
-- a fixed pool of workers reconciles, one key at a time per key;
+- a fixed pool of workers reconciles them, never two workers on one token at once;
 - the queue's one heap holds every token's next expiry, rotation, end of overlap or resync, and the
   retries with backoff after a failure;
 - a deleted StaticToken's hashes leave the validation config when the watch reports the deletion (its
