@@ -68,10 +68,14 @@ class OperatorSettings(BaseModel):
     """Number of Secrets the validation config is spread over (each must stay under 1 MiB)."""
     config_write_delay: Annotated[float, Field(ge=0, le=60)] = 0.2
     """Seconds to gather changes before writing the validation config."""
+    config_write_interval: Annotated[float, Field(ge=0, le=60)] = 1.0
+    """While changes keep coming (many StaticTokens applied at once), write the validation config at most this
+    often, so that each shard write carries many tokens; new tokens reach the servers within about this
+    long plus the write."""
     secret_recheck_interval: Duration = "60s"
     """How often a token brought with spec.secretRef is read again from its Secret, to notice a new value."""
     resync_interval: Duration = "5m"
-    """How often every StaticToken is reconciled without a change, to catch a lost event or reply (2 reads each)."""
+    """How often every StaticToken is reconciled without a change, to catch a missed event (2 reads each)."""
     delete_expired_after: Duration | None = None
     """Delete StaticTokens this long after they expire; unset: keep them (Ready=False, Stalled=True, reason Expired)."""
     token_method: bool = True

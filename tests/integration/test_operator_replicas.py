@@ -48,6 +48,11 @@ def _generated(*logs: Path) -> Counter[str]:
     return Counter(m.group(3) for log in logs for m in GENERATED.finditer(log.read_text()))
 
 
+def _reconciled(log: Path, namespace: str) -> set[str]:
+    """The StaticTokens of `namespace` that the operator logged (DEBUG) as reconciled."""
+    return set(re.findall(rf"StaticToken {re.escape(namespace)}/(\S+) reconciled", log.read_text()))
+
+
 def test_restart_in_the_middle_of_200_tokens(
     dev_cluster: ClusterState, kubectl: Kubectl, namespaces: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -106,7 +111,7 @@ def test_restart_with_nothing_changed_writes_nothing(
     second_log = tmp_path / "second.log"
     with operator(log_file=second_log, **run):  # type: ignore[arg-type]
         eventually(
-            lambda: second_log.read_text().count("Resuming is processed") >= len(names),
+            lambda: _reconciled(second_log, apps) >= set(names),
             timeout=60,
             what="every token resumed",
         )
@@ -245,7 +250,7 @@ def test_a_new_leader_never_publishes_what_the_old_one_deleted_or_rotated(
             took = _time_to_ready(kubectl, apps, "after-kill", since=since)
             assert "after-kill" in _generated(a.log_file)
             eventually(
-                lambda: a.log().count("Resuming is processed") >= len(keep) + len(turn),
+                lambda: _reconciled(a.log_file, apps) >= {*keep, *turn},
                 timeout=30,
                 what="A to reconcile every StaticToken on taking over",
             )

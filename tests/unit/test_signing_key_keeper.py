@@ -100,5 +100,5 @@ def test_kopf_handles_no_secret() -> None:
         for resource_registry in (registry._changing, registry._spawning, registry._watching, registry._indexing)
         for selector in resource_registry.get_all_selectors()
     }
-    assert ("kubegate.dev", "statictokens") in selectors
+    assert ("kubegate.dev", "oidcproviders") in selectors
     assert all(name != "secrets" for _, name in selectors), selectors

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import logging
 import os
-import random
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,9 +23,10 @@ from kubegate.operator.liveness import liveness_endpoint, serve_while_waiting
 from kubegate.operator.oidcprovider import ProviderReconciled, ProviderReconciler
 from kubegate.operator.oidcprovider_watch import SecretChanged, next_sleep, secret_watch
 from kubegate.operator.signing_keys import SigningKeyKeeper, SigningKeyManager
-from kubegate.operator.statictoken import Reconciled, TokenReconciler
+from kubegate.operator.statictoken import TokenReconciler
+from kubegate.operator.statictoken_watch import StaticTokenWatch
 from kubegate.operator.status import Retry
-from kubegate.operator.token_plan import clamp_sleep
+from kubegate.operator.work_queue import retry_backoff
 from kubegate.resources.duration import parse_duration
 from kubegate.resources.oidcprovider import OIDCProvider
 from kubegate.resources.statictoken import StaticToken
@@ -36,22 +36,15 @@ from kubegate.verify.oidc.provider_http import ProviderHttp
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = StaticToken.group, StaticToken.version, StaticToken.plural
 PROVIDERS = (OIDCProvider.group, OIDCProvider.version, OIDCProvider.plural)
-# A daemon starts with its StaticToken. When no handler has reconciled the token this long after, the daemon
-# does: kopf skips the handlers while its finalizer patch fails a version check (a lost reply, a hand-over
-# in a burst) and tries again only on the object's next event, which may never come.
+# An OIDCProvider's daemon reads the issuer this long after it starts when no handler did: kopf skips the
+# handlers while its finalizer patch fails a version check, and tries again only on the object's next event.
 FIRST_RECONCILE_GRACE = 5.0
-STALLED_BACKOFF_CAP = 300.0
 KOPF_PREFIX = "kopf.kubegate.dev"
 # How often the signing keys are checked for a scheduled rotation or a key to drop.
 SIGNING_KEY_CHECK = 60.0
 WORKER_LIMIT = 64
 KOPF_RETRY_EVERY = 0.5
-
-
-def _backoff(retry: int) -> float:
-    return float(min(5.0 * 2**retry, STALLED_BACKOFF_CAP))
 
 
 @dataclass
@@ -75,6 +68,7 @@ class Operator:
             namespace=settings.operator_namespace,
             registry=self.registry,
             write_delay=settings.config_write_delay,
+            write_interval=settings.config_write_interval,
             list_token_keys=self.list_token_keys,
         )
         self.reconciler = TokenReconciler(
@@ -88,8 +82,15 @@ class Operator:
             interval=SIGNING_KEY_CHECK,
         )
         self._key_keeper: asyncio.Task[None] | None = None
-        self._wakeups: dict[Key, asyncio.Event] = {}
-        self._results: dict[Key, Reconciled] = {}
+        # StaticTokens are not kopf's: thousands at once need few API writes, little memory, one timer.
+        self.tokens = StaticTokenWatch(
+            client=client,
+            source=client,
+            reconciler=self.reconciler,
+            settings=settings,
+            namespaces=self.watched_namespaces,
+        )
+        self._tokens: asyncio.Task[None] | None = None
         events = EventPoster(client)
         self.provider_http = ProviderHttp(timeout=settings.provider_timeout, user_agent="kubegate-operator")
         self.providers = ProviderReconciler(client=client, http=self.provider_http, settings=settings, events=events)
@@ -116,69 +117,6 @@ class Operator:
             items, _ = await self.client.list_all(path)
             keys.update((i["metadata"]["namespace"], i["metadata"]["name"]) for i in items)
         return keys
-
-    # --- handlers -----------------------------------------------------------------------------------
-
-    async def on_change(self, *, namespace: str | None, name: str, retry: int, **_: Any) -> None:
-        await self._reconcile((namespace or "", name), retry)
-
-    async def on_delete(self, *, namespace: str | None, name: str, **_: Any) -> None:
-        key = (namespace or "", name)
-        self._results.pop(key, None)
-        self._wake(key)
-        if not await self.reconciler.forget(*key):
-            raise kopf.TemporaryError("the validation config could not be written yet; retrying", delay=5)
-
-    async def clock(self, *, namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        """One per StaticToken: sleeps until its next expiry, rotation, end of overlap or resync, then
-        reconciles; reconciles soon after it starts when no handler did."""
-        key = (namespace or "", name)
-        wakeup = self._wakeups.setdefault(key, asyncio.Event())
-        retry = 0
-        delay = self._next_sleep(key) if key in self._results else FIRST_RECONCILE_GRACE
-        while not stopped:
-            wakeup.clear()
-            await _first(stopped.wait(), wakeup.wait(), timeout=delay)
-            if stopped:
-                break
-            if not wakeup.is_set():  # else a handler reconciled: only the next moment changes
-                try:
-                    await self._reconcile(key, retry)
-                    retry = 0
-                except kopf.TemporaryError as exc:
-                    retry += 1
-                    delay = exc.delay or _backoff(retry)
-                    continue
-            delay = self._next_sleep(key)
-        self._wakeups.pop(key, None)
-
-    def _next_sleep(self, key: Key) -> float:
-        now = datetime.now(UTC)
-        result = self._results.get(key)
-        wake = result.wake if result else None
-        if result is not None and result.recheck_secret:
-            recheck = now + parse_duration(self.settings.secret_recheck_interval)
-            wake = recheck if wake is None else min(wake, recheck)
-        # Spread over the last tenth of the interval: tokens that started together do not resync together.
-        resync = parse_duration(self.settings.resync_interval) * random.uniform(0.9, 1.0)  # noqa: S311 - not a secret
-        return clamp_sleep(wake, now, longest=resync)
-
-    async def _reconcile(self, key: Key, retry: int) -> None:
-        try:
-            result = await self.reconciler.reconcile(*key)
-        except Retry as exc:
-            raise kopf.TemporaryError(f"will retry: {exc}", delay=_backoff(retry)) from exc
-        if result is None:
-            return
-        self._results[key] = result
-        self._wake(key)
-        if result.outcome.kind == "stalled":
-            raise kopf.TemporaryError(f"{result.outcome.reason}: {result.outcome.message}", delay=_backoff(retry))
-
-    def _wake(self, key: Key) -> None:
-        event = self._wakeups.get(key)
-        if event is not None:
-            event.set()
 
     # --- OIDCProvider handlers -----------------------------------------------------------------------
 
@@ -261,7 +199,7 @@ class Operator:
         except Retry as exc:
             failures = self._provider_failures.get(name, 0) + 1
             self._provider_failures[name] = failures
-            raise kopf.TemporaryError(f"will retry: {exc}", delay=_backoff(failures - 1)) from exc
+            raise kopf.TemporaryError(f"will retry: {exc}", delay=retry_backoff(failures)) from exc
         if result is None:
             return
         self._provider_results[name] = result
@@ -301,8 +239,7 @@ class Operator:
         # filter keeps that to one log line a minute.
         settings.networking.error_backoffs = itertools.repeat(KOPF_RETRY_EVERY)
         kopf_logs.install()
-        # Thousands of tokens at once (a GitOps sync) must not become thousands of concurrent workers:
-        # a bounded pool is as fast and keeps the peak memory down.
+        # Many OIDCProviders at once must not become as many concurrent workers.
         settings.queueing.worker_limit = WORKER_LIMIT
         # A worker holds its slot while it waits for more events of its object; let go quickly.
         settings.queueing.idle_timeout = 0.5
@@ -311,8 +248,13 @@ class Operator:
         log.info("bootstrap token: %s", outcome)
         log.info("client-token signing keys: %s", await self.signing_keys.ensure())
         self._key_keeper = asyncio.create_task(self.key_keeper.run(), name="signing keys")
+        if self.settings.token_method:
+            self._tokens = asyncio.create_task(self.tokens.run(), name="StaticTokens")
 
     async def cleanup(self, **_: Any) -> None:
+        if self._tokens is not None:
+            self._tokens.cancel()
+            await asyncio.gather(self._tokens, return_exceptions=True)
         if self._key_keeper is not None:
             self._key_keeper.cancel()
             await asyncio.gather(self._key_keeper, return_exceptions=True)
@@ -325,11 +267,6 @@ class Operator:
         kopf.on.login(registry=registry)(kopf.login_via_client)
         kopf.on.startup(registry=registry)(self.startup)
         kopf.on.cleanup(registry=registry)(self.cleanup)
-        if self.settings.token_method:
-            for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
-                decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(self.on_change)
-            kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="forget")(self.on_delete)
-            kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="clock", cancellation_timeout=5.0)(self.clock)
         for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
             decorator(*PROVIDERS, registry=registry, id="reconcile-provider")(self.on_provider_change)
         kopf.on.delete(*PROVIDERS, registry=registry, id="withdraw-provider")(self.on_provider_delete)

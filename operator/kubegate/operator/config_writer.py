@@ -36,7 +36,7 @@ NAME_PREFIX = "kubegate-static-tokens"
 MAX_BACKOFF = 30.0
 # Shards written at once: a reconcile waits for its shard before it writes Ready, so a burst that dirties
 # every shard must not wait for them one after the other.
-WRITE_CONCURRENCY = 8
+WRITE_CONCURRENCY = 32
 
 
 @dataclass
@@ -64,17 +64,23 @@ class ConfigWriter:
         registry: Registry,
         write_delay: float,
         list_token_keys: Callable[[], Awaitable[set[Key]]],
+        write_interval: float = 0.0,
     ) -> None:
+        """`write_delay`: seconds from a change after a quiet spell to the write. `write_interval`: the least
+        time from the start of one write round to the next."""
         self._client = client
         self._namespace = namespace
         self.registry = registry
         self._write_delay = write_delay
+        self._write_interval = write_interval
         self._list_token_keys = list_token_keys
         self._known: dict[int, _Known] = {}
         self._stale: set[str] = set()
         self._written_generation: dict[int, int] = {}
         self._changed = asyncio.Event()
-        self._written = asyncio.Condition()
+        self._waiting: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
+        """By shard: the generation each waiter waits for. Hundreds of reconciles wait at once in a burst;
+        one Condition for all would wake every one of them on every shard written."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -120,16 +126,28 @@ class ConfigWriter:
         shard = self.registry.shard(key)
         target = self.registry.generation(shard)
         self.changed()
-
-        def done() -> bool:
-            return self._written_generation.get(shard, 0) >= target
-
-        async with self._written:
-            try:
-                await asyncio.wait_for(self._written.wait_for(done), timeout)
-            except TimeoutError:
-                return False
+        if self._written_generation.get(shard, 0) >= target:
+            return True
+        written = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(shard, []).append((target, written))
+        try:
+            await asyncio.wait_for(written, timeout)
+        except TimeoutError:
+            return False
         return True
+
+    def _mark_written(self, shard: int, generation: int) -> None:
+        self._written_generation[shard] = generation
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, written in self._waiting.pop(shard, []):
+            if written.done():  # timed out
+                continue
+            if target <= generation:
+                written.set_result(None)
+            else:
+                still.append((target, written))
+        if still:
+            self._waiting[shard] = still
 
     async def _load(self) -> None:
         secrets, _ = await self._client.list_all(self._collection, label_selector=f"{SHARD_LABEL}={SHARD_LABEL_VALUE}")
@@ -156,10 +174,15 @@ class ConfigWriter:
 
     async def _run(self) -> None:
         backoff = 1.0
+        loop = asyncio.get_running_loop()
+        last_round = -self._write_interval
         while True:
             await self._changed.wait()
-            await asyncio.sleep(self._write_delay)
+            # In a stream of changes, a round every write_interval: each shard write then carries every change
+            # made to the shard since the last, instead of one token's.
+            await asyncio.sleep(max(self._write_delay, last_round + self._write_interval - loop.time()))
             self._changed.clear()
+            last_round = loop.time()
             try:
                 await self.flush()
                 backoff = 1.0
@@ -183,9 +206,7 @@ class ConfigWriter:
                 await self._write_shard(shard)
             if self.registry.generation(shard) == generation:
                 self.registry.dirty.discard(shard)
-            async with self._written:
-                self._written_generation[shard] = generation
-                self._written.notify_all()
+            self._mark_written(shard, generation)
 
         results = await asyncio.gather(*(write(s) for s in sorted(self.registry.dirty)), return_exceptions=True)
         for result in results:

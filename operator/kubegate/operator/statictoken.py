@@ -56,6 +56,8 @@ class Reconciled:
     """When something changes by itself next (expiry, rotation, end of overlap)."""
     recheck_secret: bool = False
     """The token lives in a Secret kubegate does not own: look at it again now and then."""
+    resource_version: str | None = None
+    """The StaticToken's version once reconciled (after the status write, if there was one)."""
 
 
 class _Stalled(Exception):  # noqa: N818 - internal control flow
@@ -108,11 +110,13 @@ class TokenReconciler:
         self._locks.pop(key, None)
         return await self._writer.wait_written(key, timeout=timeout)
 
-    async def reconcile(self, namespace: str, name: str) -> Reconciled | None:
+    async def reconcile(self, namespace: str, name: str, *, body: dict[str, Any] | None = None) -> Reconciled | None:
         """Reconcile one StaticToken; None when it is gone or being deleted.
 
-        The object is read afresh under a per-token lock: the copies kopf hands to handlers and daemons
-        can predate our own last status write, and acting on them could rotate a token twice.
+        `body` is the object as a watch just delivered it (the watch orders it after our own earlier
+        writes); without it the object is read. Either way the token itself is judged by its Secret, read
+        afresh under a per-token lock, so a copy of the object older than our last status write can cost
+        a status write at most, never a second rotation.
         A write refused for a version conflict (someone, or our own write whose reply was lost, changed the
         object since we read it) starts again at once from fresh reads: every step recognises work already
         done, so nothing is done twice.
@@ -121,18 +125,21 @@ class TokenReconciler:
         key = (namespace, name)
         async with self._lock(key):
             conflict = ""
-            for _ in range(CONFLICT_ATTEMPTS):
-                body = await read_live(self._client, StaticToken.path(namespace=namespace, name=name))
-                if body is None:
+            for attempt in range(CONFLICT_ATTEMPTS):
+                if body is None or attempt > 0:
+                    body = await read_live(self._client, StaticToken.path(namespace=namespace, name=name))
+                if body is None or body["metadata"].get("deletionTimestamp"):
                     return None
                 try:
-                    return await self._reconcile(body, key)
+                    # A token never reconciled has no Secret of ours yet: create it without looking first.
+                    # If one is there after all, the create fails and the next attempt reads it.
+                    return await self._reconcile(body, key, expect_no_secret=attempt == 0 and not body.get("status"))
                 except Conflict as exc:
                     conflict = str(exc)
                     log.debug("StaticToken %s/%s: %s; reading it again", namespace, name, conflict)
             raise Retry(conflict)
 
-    async def _reconcile(self, body: dict[str, Any], key: tuple[str, str]) -> Reconciled:
+    async def _reconcile(self, body: dict[str, Any], key: tuple[str, str], *, expect_no_secret: bool) -> Reconciled:
         meta = body["metadata"]
         status: dict[str, Any] = body.get("status") or {}
         now = self._clock()
@@ -154,7 +161,7 @@ class TokenReconciler:
             elif spec.token_hash is not None:
                 tokens = _hashed_token(body, spec.token_hash)
             else:
-                tokens = await self._owned_token(body, spec, status, now)
+                tokens = await self._owned_token(body, spec, status, now, expect_no_secret=expect_no_secret)
         except _Stalled as stalled:
             return await self._finish_stalled(body, key, stalled.outcome)
         except ApiUnavailable as exc:
@@ -185,7 +192,7 @@ class TokenReconciler:
             "rotatedAt": format_time(tokens.rotated_at) if tokens.rotated_at else status.get("rotatedAt"),
             "handledRotateRequest": tokens.handled_rotate,
         }
-        await self._status.write(body, outcome, new_status, now=now)
+        version = await self._status.write(body, outcome, new_status, now=now)
         wake = token_plan.next_wake(
             spec=spec,
             current=tokens.current,
@@ -193,19 +200,27 @@ class TokenReconciler:
             delete_expired_after=self._settings.delete_expired_after,
             now=now,
         )
-        return Reconciled(outcome=outcome, wake=wake, recheck_secret=spec.secret_ref is not None)
+        return Reconciled(
+            outcome=outcome, wake=wake, recheck_secret=spec.secret_ref is not None, resource_version=version
+        )
 
     # --- tokens kubegate generates and owns -------------------------------------------------------
 
     async def _owned_token(
-        self, body: dict[str, Any], spec: StaticTokenSpec, status: dict[str, Any], now: datetime
+        self,
+        body: dict[str, Any],
+        spec: StaticTokenSpec,
+        status: dict[str, Any],
+        now: datetime,
+        *,
+        expect_no_secret: bool,
     ) -> _Tokens:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         secret_name = spec.secret_name or name
         rotate_annotation = (meta.get("annotations") or {}).get(token_plan.ROTATE_ANNOTATION)
 
-        secret = await self._get_secret(namespace, secret_name)
+        secret = None if expect_no_secret else await self._get_secret(namespace, secret_name)
         if secret is not None and not token_secret.is_owned_by(secret, uid):
             raise _Stalled(
                 conditions.stalled(
@@ -227,7 +242,9 @@ class TokenReconciler:
                         "spec.ttl, to get a token",
                     )
                 )
-            secret = await self._issue(body, spec, secret_name, secret, rotate_annotation, now)
+            secret = await self._issue(
+                body, spec, secret_name, secret, rotate_annotation, now, keep_published=expect_no_secret
+            )
             generated = True
             handled = rotate_annotation
             if status.get("tokenId"):
@@ -267,8 +284,14 @@ class TokenReconciler:
         existing: dict[str, Any] | None,
         rotate_request: str | None,
         now: datetime,
+        *,
+        keep_published: bool,
     ) -> dict[str, Any]:
-        """Generate a token and store it; the only place a generated plaintext token is handled."""
+        """Generate a token and store it; the only place a generated plaintext token is handled.
+
+        `keep_published`: the Secret was not read, and may hold a value after all (a crash after its write):
+        what is published stays so beside the new value, until the next attempt reads the Secret.
+        """
         meta = body["metadata"]
         token = generate_token(self._settings.token_prefix)
         token_id = new_token_id()
@@ -276,7 +299,8 @@ class TokenReconciler:
         # in between leaves a hash of a value nobody ever had; the next run replaces it.
         issued = HashedToken(token_id=token_id, sha256=hash_token(token), created_at=now)
         key = _key(body)
-        await self._publish(key, _entries(key, spec, issued, None, now))
+        kept = self._writer.registry.get(key) if keep_published else ()
+        await self._publish(key, _entries(key, spec, issued, None, now) + tuple(kept))
         secret = token_secret.token_secret(
             owner=body, name=secret_name, token=token, token_id=token_id, created_at=now, rotate_request=rotate_request
         )
@@ -448,11 +472,12 @@ class TokenReconciler:
             raise Retry(f"the validation config did not take the hashes of {key[0]}/{key[1]} in {self._config_wait}s")
 
     async def _finish_stalled(self, body: dict[str, Any], key: tuple[str, str], outcome: Outcome) -> Reconciled:
-        self._writer.registry.set(key, ())
-        self._writer.changed()
+        # Also withdraws a value published for a Secret the reconcile then found was not its own.
+        await self._publish(key, ())
         status = body.get("status") or {}
-        await self._status.write(body, outcome, {k: status.get(k) for k in _TOKEN_STATUS_KEYS}, now=self._clock())
-        return Reconciled(outcome=outcome, wake=None)
+        fields = {k: status.get(k) for k in _TOKEN_STATUS_KEYS}
+        version = await self._status.write(body, outcome, fields, now=self._clock())
+        return Reconciled(outcome=outcome, wake=None, resource_version=version)
 
     async def _delete_expired(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]

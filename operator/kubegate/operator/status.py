@@ -41,11 +41,14 @@ class StatusWriter:
         self._client = client
         self._events = events
 
-    async def write(self, body: dict[str, Any], outcome: Outcome, fields: dict[str, Any], *, now: datetime) -> None:
+    async def write(
+        self, body: dict[str, Any], outcome: Outcome, fields: dict[str, Any], *, now: datetime
+    ) -> str | None:
         """Make `body`'s status say `outcome`, with `fields` beside the conditions; no write when it says so already.
 
-        `body` is the object as last read. Raises Retry on transient failures; a resource deleted meanwhile
-        is left alone.
+        `body` is the object as last read. Returns the object's resourceVersion after the write (`body`'s when
+        nothing was written; None when it was deleted meanwhile, and is left alone). Raises Retry on
+        transient failures.
         """
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -60,13 +63,14 @@ class StatusWriter:
             ),
         }
         if all(status.get(k) == v for k, v in new.items()):
-            return
+            return str(meta.get("resourceVersion") or "") or None
         if outcome.kind != "ready" and (previous_ready or {}).get("reason") != outcome.reason:
             await self._events.post(body, type_="Warning", reason=outcome.reason, message=outcome.message)
         path = self._kind.path(namespace=meta.get("namespace"), name=meta["name"], subresource="status")
         try:
-            await self._client.patch(path, {"status": new})
+            written = await self._client.patch(path, {"status": new})
         except NotFound:
-            return
+            return None
         except (ApiUnavailable, Conflict) as exc:
             raise Retry(str(exc)) from exc
+        return str(written.get("metadata", {}).get("resourceVersion") or "") or None

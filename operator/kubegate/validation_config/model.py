@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -30,6 +32,13 @@ class TokenEntry(BaseModel):
     """When this token (not the resource) was created."""
     expires_at: datetime | None = None
     """When the token stops being valid; None: never."""
+
+    @functools.cached_property
+    def canonical_json(self) -> bytes:
+        """The entry as a shard holds it: JSON with sorted keys and no spaces. Kept, since a shard is encoded
+        again on every change of any of its entries."""
+        dumped = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

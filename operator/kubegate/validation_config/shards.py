@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -58,8 +57,7 @@ class EncodedShard:
 
 def _canonical(entries: Iterable[TokenEntry]) -> bytes:
     ordered = sorted(entries, key=lambda e: (e.namespace, e.name, e.token_id))
-    payload = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in ordered]
-    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return b"[" + b",".join(e.canonical_json for e in ordered) + b"]"
 
 
 def encode_shard(entries: Iterable[TokenEntry]) -> EncodedShard:
