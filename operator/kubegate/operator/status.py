@@ -47,8 +47,9 @@ class StatusWriter:
         """Make `body`'s status say `outcome`, with `fields` beside the conditions; no write when it says so already.
 
         `body` is the object as last read. Returns the object's resourceVersion after the write (`body`'s when
-        nothing was written; None when it was deleted meanwhile, and is left alone). Raises Retry on
-        transient failures.
+        nothing was written); None when it was deleted meanwhile, and is left alone, or when its spec changed
+        meanwhile: the status patch lands on the newer object, whose version then holds a spec nobody acted on
+        yet, so it must not pass for reconciled. Raises Retry on transient failures.
         """
         meta = body["metadata"]
         status = body.get("status") or {}
@@ -73,4 +74,7 @@ class StatusWriter:
             return None
         except (ApiUnavailable, Conflict) as exc:
             raise Retry(str(exc)) from exc
-        return str(written.get("metadata", {}).get("resourceVersion") or "") or None
+        written_meta = written.get("metadata", {})
+        if written_meta.get("generation") != meta.get("generation"):
+            return None
+        return str(written_meta.get("resourceVersion") or "") or None
