@@ -39,6 +39,8 @@ PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 V1BETA1_PATH = "/apis/authentication.k8s.io/v1beta1/tokenreviews"
 METHOD_EXTRA = "kubegate.dev/method"
 TOKEN_ID_EXTRA = "kubegate.dev/token-id"
+SURFACE = "tokenreview"
+"""The `surface` label of the verification metrics."""
 MAX_AUDIENCES = 64
 MAX_DERIVED_ANSWERS = 16
 """Answers kept per credential; kube-apiserver sends one apiVersion and one set of audiences (its
@@ -119,37 +121,31 @@ class TokenReviewWebhook:
     def review_now(self, request: Request) -> Response | None:
         """The answer for a credential verified from memory (a static token, a seen OIDC token); None for any
         other, having counted nothing: then `review` answers."""
-        authenticator = self._authenticator
-        if not authenticator.ready():
-            raise not_ready()
-        api_version, token, audiences = decode_review(request)
+        api_version, token, audiences = self._read(request)
         try:
-            authentication = authenticator.verify_credential_now(token, surface="tokenreview")
-        except Unauthenticated:
-            return _answer(api_version, _UNAUTHENTICATED)
-        except RequirementFailed as exc:
-            return _answer(api_version, _encode({"authenticated": False, "error": exc.message}))
+            authentication = self._authenticator.verify_credential_now(token, surface=SURFACE)
+        except (Unauthenticated, RequirementFailed) as exc:
+            return _refused(api_version, exc)
         if authentication is None:
             return None
         return self._authenticated(request, api_version, authentication, audiences)
 
     async def review(self, request: Request) -> Response:
-        authenticator = self._authenticator
-        if not authenticator.ready():
-            # 503 rather than "not authenticated": kube-apiserver retries it and does not cache the answer.
-            raise not_ready()
-        api_version, token, audiences = decode_review(request)
+        api_version, token, audiences = self._read(request)
         try:
-            authentication = await authenticator.verify_credential(token, surface="tokenreview")
-        except Unauthenticated:
-            return _answer(api_version, _UNAUTHENTICATED)
-        except RequirementFailed as exc:
-            # Authenticated, but refused by its provider's requirements: kube-apiserver shows the reason.
-            return _answer(api_version, _encode({"authenticated": False, "error": exc.message}))
+            authentication = await self._authenticator.verify_credential(token, surface=SURFACE)
+        except (Unauthenticated, RequirementFailed) as exc:
+            return _refused(api_version, exc)
         except VerifierUnavailable as exc:
             # Not "not authenticated": that answer would be cached; kube-apiserver retries a 503.
             raise unavailable(f"cannot verify the token now: {exc}") from None
         return self._authenticated(request, api_version, authentication, audiences)
+
+    def _read(self, request: Request) -> tuple[ApiVersion, str, list[str] | None]:
+        if not self._authenticator.ready():
+            # 503 rather than "not authenticated": kube-apiserver retries it and does not cache the answer.
+            raise not_ready()
+        return decode_review(request)
 
     def _authenticated(
         self, request: Request, api_version: ApiVersion, authentication: Authentication, audiences: list[str] | None
@@ -210,6 +206,13 @@ _UNAUTHENTICATED = _encode({"authenticated": False, "error": UNAUTHENTICATED_MES
 _ANSWER_STARTS = {
     version: b'{"apiVersion":"%s","kind":"TokenReview","status":' % version.encode() for version in API_VERSIONS
 }
+
+
+def _refused(api_version: ApiVersion, exc: Unauthenticated | RequirementFailed) -> Response:
+    if isinstance(exc, RequirementFailed):
+        # Authenticated, but refused by its provider's requirements: kube-apiserver shows the reason.
+        return _answer(api_version, _encode({"authenticated": False, "error": exc.message}))
+    return _answer(api_version, _UNAUTHENTICATED)
 
 
 def _answer(api_version: ApiVersion, status: bytes) -> Response:

@@ -77,7 +77,6 @@ class _Exchange:
         "headers",
         "keep_alive",
         "method",
-        "path",
         "query",
         "refused",
         "request",
@@ -90,7 +89,6 @@ class _Exchange:
     def __init__(self, started: float) -> None:
         self.started = started
         self.url = b""
-        self.path = ""
         self.query = b""
         self.refused = 0
         """The status of a refusal the protocol answers itself; 0: none."""
@@ -244,9 +242,8 @@ class HttpProtocol(asyncio.Protocol):
             url = httptools.parse_url(exchange.url)
         except httptools.HttpParserInvalidURLError:
             raise _Refused(400) from None
-        exchange.path = url.path.decode("latin-1")
         exchange.query = url.query or b""
-        exchange.target = self._app.router.match(exchange.method, exchange.path)
+        exchange.target = self._app.router.match(exchange.method, url.path.decode("latin-1"))
         length = _content_length(exchange.headers)
         if length is not None and length > self._limits.max_body_bytes:
             raise _Refused(413)
@@ -337,12 +334,10 @@ class HttpProtocol(asyncio.Protocol):
         route = target.target
         request = HttpRequest(
             exchange.method,
-            exchange.path,
             exchange.query.decode("utf-8", "surrogateescape"),
             header_dict(exchange.headers),
             target.params,
             b"".join(exchange.body) if route.reads_body else b"",
-            self._remote,
         )
         exchange.body = []
         exchange.request = request

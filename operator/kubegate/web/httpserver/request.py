@@ -23,28 +23,22 @@ class HttpRequest:
         "headers",
         "method",
         "params",
-        "path",
         "query_string",
-        "remote",
     )
 
-    def __init__(  # noqa: PLR0917 - made once per request, positionally: keywords cost a tenth of a microsecond each
+    def __init__(  # made once per request, positionally: keywords cost a tenth of a microsecond each
         self,
         method: str,
-        path: str,
         query_string: str,
         headers: CIMultiDictProxy[str],
         params: Mapping[str, str],
         body: bytes,
-        remote: str,
     ) -> None:
         self.method = method
-        self.path = path
         self.query_string = query_string
         self.headers = headers
         self.params = params
         self.body = body
-        self.remote = remote
         self.authentication: Authentication | None = None
         self._query: MultiDictProxy[str] | None = None
         self._cookies: dict[str, str] | None = None
